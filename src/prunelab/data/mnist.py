@@ -19,7 +19,7 @@ import numpy as np
 
 from prunelab.atomic import write_atomic
 from prunelab.errors import UserError
-from prunelab.home import home
+from prunelab.home import cache_dir
 
 MNIST_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 _PACKAGE_FILE = "mnist/data/mnist.pkl.gz"
@@ -68,7 +68,7 @@ def _convert(src: Path) -> dict[str, np.ndarray]:
 
 def load_mnist() -> dict[str, np.ndarray]:
     """MNIST as uint8 images (N, 28, 28) and int64 labels: 60k train, 10k test."""
-    cache = home() / "cache" / "mnist.npz"
+    cache = cache_dir() / "mnist.npz"
     if not cache.exists():
         arrays = _convert(embedded_file())
 
