@@ -13,6 +13,7 @@ pointing at half a file. Removal deletes the row first, then the file.
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import sqlite3
@@ -132,7 +133,7 @@ class Store:
         """The registry record of a model (no weights)."""
         return self._row(ref)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         """All records, oldest first, without the bulky history/confusion fields."""
         with self._connect() as db:
             rows = db.execute("SELECT * FROM models ORDER BY created, id").fetchall()
@@ -144,7 +145,7 @@ class Store:
             out.append(rec)
         return out
 
-    def children(self, ref: str) -> list[str]:
+    def children(self, ref: str) -> builtins.list[str]:
         model_id = self.resolve(ref)
         with self._connect() as db:
             return [r["id"] for r in db.execute("SELECT id FROM models WHERE parent = ?", (model_id,))]
@@ -239,7 +240,7 @@ class Store:
         with self._connect() as db:
             db.execute("UPDATE models SET name = ? WHERE id = ?", (name, model_id))
 
-    def remove(self, ref: str, recursive: bool = False) -> list[str]:
+    def remove(self, ref: str, recursive: bool = False) -> builtins.list[str]:
         """Delete a model (and with `recursive` its descendants); returns the removed ids."""
         model_id = self.resolve(ref)
         doomed = [model_id]

@@ -106,7 +106,9 @@ def load_dataset(name: str = "mnist") -> Dataset:
     if name == "mnist":
         from prunelab.data.mnist import load_mnist
 
-        return Dataset(name="mnist", **load_mnist())
+        arrays = load_mnist()
+        return Dataset(name="mnist", x_train=arrays["x_train"], y_train=arrays["y_train"],
+                       x_test=arrays["x_test"], y_test=arrays["y_test"])
     if name.startswith("idx:"):
         return load_idx_folder(name[4:])
     raise UserError(f"unknown dataset {name!r}; use 'mnist' or 'idx:DIR'")
@@ -122,7 +124,7 @@ def stratified_subset(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     order = np.argsort(-(exact - quota), kind="stable")
     quota[order[: n - quota.sum()]] += 1
     rng = np.random.default_rng(seed)
-    picked = [rng.choice(np.flatnonzero(y == c), size=q, replace=False) for c, q in zip(classes, quota)]
+    picked = [rng.choice(np.flatnonzero(y == c), size=q, replace=False) for c, q in zip(classes, quota, strict=True)]
     return np.sort(np.concatenate(picked))
 
 

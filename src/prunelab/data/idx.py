@@ -13,7 +13,7 @@ import numpy as np
 
 from prunelab.errors import UserError
 
-_DTYPES = {
+_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),

@@ -74,7 +74,7 @@ def load_mnist() -> dict[str, np.ndarray]:
 
         def _write(tmp: str) -> None:
             with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]
 
         write_atomic(cache, _write)
         return arrays

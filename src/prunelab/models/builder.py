@@ -32,7 +32,7 @@ def build(spec: ModelSpec) -> nn.Sequential:
     return nn.Sequential(modules)
 
 
-def load_weights(module: nn.Module, weights: dict[str, np.ndarray]) -> nn.Module:
+def load_weights(module: nn.Sequential, weights: dict[str, np.ndarray]) -> nn.Sequential:
     """Copy numpy weights (keys like 'fc1.weight') into `module`, strictly."""
     state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
     module.load_state_dict(state, strict=True)

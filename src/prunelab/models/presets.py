@@ -55,7 +55,7 @@ def mlp_spec(
         n_in *= d
     layers = [Layer("flatten", "flatten")]
     sizes = (n_in, *hidden)
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:]), start=1):
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False), start=1):
         layers += [Layer("linear", f"fc{i}", {"in_features": a, "out_features": b, "bias": True}),
                    Layer("relu", f"relu{i}")]
     layers.append(Layer("linear", f"fc{len(hidden) + 1}",
@@ -92,7 +92,7 @@ def cnn_spec(
             raise UserError(f"too many conv layers ({len(channels)}) for a {input_shape[1]}x{input_shape[2]} input")
     layers.append(Layer("flatten", "flatten"))
     sizes = (c * h * w, *hidden)
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:]), start=1):
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False), start=1):
         layers += [Layer("linear", f"fc{i}", {"in_features": a, "out_features": b, "bias": True}),
                    Layer("relu", f"relu{i}")]
     layers.append(Layer("linear", f"fc{len(hidden) + 1}",
