@@ -110,3 +110,39 @@ def test_kill_during_save_leaves_store_consistent(prunelab_home):
     rows = {rec["file"] for rec in records}
     # at most one orphan per kill (file renamed, row not yet committed); never a row without a file
     assert rows <= finals and len(finals - rows) <= 12
+
+
+def test_doctor_finds_and_quarantines_problems(prunelab_home):
+    from prunelab.doctor import check_store
+
+    store = Store()
+    good = store.save(_model(0))
+    bad = store.save(_model(1))
+    assert check_store().healthy
+    store.weights_path(bad.id).write_bytes(b"garbage")
+    (prunelab_home / "models" / "zzzzzz.safetensors").write_bytes(b"orphan")
+    (prunelab_home / "models" / ".x.safetensors.abc.tmp").write_bytes(b"half")
+    report = check_store()
+    assert len(report.problems) == 3 and not report.actions
+    repaired = check_store(repair=True)
+    assert len(repaired.actions) >= 3
+    assert check_store().healthy
+    assert [r["id"] for r in store.list()] == [good.id]
+    assert store.load(good.id).spec == good.spec
+    assert len(list((prunelab_home / "quarantine").iterdir())) == 3
+
+
+def test_doctor_on_a_corrupted_registry(prunelab_home):
+    from prunelab.doctor import check_store
+    from tests.conftest import assert_user_error, run_cli
+
+    store = Store()
+    store.save(_model(0))
+    db = prunelab_home / "registry.db"
+    for extra in ("registry.db-wal", "registry.db-shm"):
+        (prunelab_home / extra).unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 200)
+    assert_user_error(run_cli("models"), "prunelab doctor")
+    report = check_store(repair=True)
+    assert not report.healthy and report.actions
+    assert Store().list() == []  # a fresh registry; the old one is in quarantine/

@@ -61,6 +61,11 @@ def register(sub: Any) -> None:
     add_json_flag(p)
     p.set_defaults(handler=cmd_rm)
 
+    p = sub.add_parser("doctor", help="check the store; --repair quarantines what is broken")
+    p.add_argument("--repair", action="store_true", help="move orphans and damaged files to quarantine/")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_doctor)
+
 
 def cmd_train(args: argparse.Namespace) -> None:
     from prunelab.progress import ProgressBar
@@ -144,3 +149,16 @@ def cmd_rm(args: argparse.Namespace) -> None:
         raise UserError("name a model to remove")
     removed = store.remove(args.model, recursive=args.recursive)
     emit(args, {"removed": removed}, f"removed {', '.join(removed)}")
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from prunelab.doctor import check_store
+
+    report = check_store(repair=args.repair)
+    lines = [f"store {report.root}: {report.models} models, "
+             + ("healthy" if report.healthy else f"{len(report.problems)} problem(s)")]
+    lines += [f"  problem: {p}" for p in report.problems]
+    lines += [f"  fixed: {a}" for a in report.actions]
+    if report.problems and not args.repair:
+        lines.append("run `prunelab doctor --repair` to quarantine what is broken")
+    emit(args, report.to_dict(), "\n".join(lines))
