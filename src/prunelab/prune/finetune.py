@@ -1,0 +1,104 @@
+"""Fine-tuning recipes: how a pruned network recovers its accuracy.
+
+A `Recipe` holds every knob of the recovery run; `DEFAULT_RECIPE` is the one
+`prunelab prune MODEL --sparsity S` uses with nothing else. It was chosen by
+measurement on LeNet-300-100 (see docs/pruning.md, "Choosing the default
+recipe"), inside a budget of at most the parent's own number of training
+epochs on the parent's own training data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunelab.errors import UserError
+from prunelab.train import LR_SCHEDULES, OPTIMIZERS
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Fine-tuning settings.
+
+    epochs: fine-tune epochs (None = the parent's training epochs, the budget).
+    lr: peak learning rate; lr_schedule: 'cosine' (decays to 0) or 'constant'.
+    distill: weight in [0, 1] of the distillation loss from the dense parent
+    (0 = plain cross-entropy); temperature: softmax temperature for it.
+    gradual_fraction: share of the fine-tune steps over which the gradual
+    schedule raises the sparsity; the rest recovers at the final sparsity.
+    """
+
+    epochs: int | None = None
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    lr_schedule: str = "cosine"
+    batch_size: int = 128
+    distill: float = 0.0
+    temperature: float = 4.0
+    gradual_fraction: float = 0.5
+    gradual_updates: int = 20
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 0):
+            raise UserError(f"--finetune-epochs must be a non-negative integer, got {self.epochs!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"--lr must be a positive number, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"unknown lr schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UserError(f"--batch-size must be a positive integer, got {self.batch_size!r}")
+        if not (math.isfinite(self.distill) and 0.0 <= self.distill <= 1.0):
+            raise UserError(f"--distill must be in [0, 1], got {self.distill!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise UserError(f"distillation temperature must be > 0, got {self.temperature!r}")
+        if not 0.0 < self.gradual_fraction <= 1.0:
+            raise UserError(f"gradual_fraction must be in (0, 1], got {self.gradual_fraction!r}")
+
+    def with_(self, **changes: Any) -> Recipe:
+        """A copy with the non-None `changes` applied."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULT_RECIPE = Recipe()
+
+
+def distillation_loss(teacher_logits: torch.Tensor, weight: float, temperature: float
+                      ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """loss_fn for `train.fit`: (1 - w) * CE(y) + w * T^2 * KL(teacher_T || student_T)
+    (Hinton et al. 2015). teacher_logits: (N, classes) for the whole training set,
+    indexed by the batch's sample indices."""
+    ce = nn.CrossEntropyLoss()
+    t = temperature
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        soft = nn.functional.kl_div(nn.functional.log_softmax(logits / t, dim=1),
+                                    nn.functional.log_softmax(teacher_logits[idx] / t, dim=1),
+                                    reduction="batchmean", log_target=True)
+        return (1.0 - weight) * ce(logits, y) + weight * t * t * soft
+
+    return loss_fn
+
+
+@torch.no_grad()
+def logits_of(module: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """(N, classes) logits of `module` on `x`, in eval mode."""
+    module.eval()
+    return torch.cat([module(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def apply_masks(module: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Zero the masked entries of `module`'s parameters in place."""
+    params = dict(module.named_parameters())
+    for name, mask in masks.items():
+        params[name].mul_(mask)
