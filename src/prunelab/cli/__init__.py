@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from prunelab.errors import UserError
 
 # Modules that add subcommands: each has `register(subparsers)`.
-COMMAND_MODULES = ["prunelab.cli.models", "prunelab.cli.prune"]
+COMMAND_MODULES = ["prunelab.cli.models", "prunelab.cli.serve", "prunelab.cli.prune"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,405 @@
+"""The explorer's JSON API under /api/: a thin client of the library.
+
+Every route validates its input with the library's own checks (so messages
+match the CLI's), then calls the library; long work becomes a job. Bad input
+answers 4xx with {"detail": "<what is wrong and how to fix it>"} and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from prunelab.errors import UserError
+from prunelab.progress import Callback
+from prunelab.web import imaging, inside
+from prunelab.web.jobs import FINISHED, Job
+from prunelab.web.state import WebState
+
+MAX_UPLOAD = 5 * 1024 * 1024  # bytes; larger uploads get 413
+MAX_COMPARE = 12  # models per predict/compare request
+
+
+class TrainRequest(BaseModel):
+    """Body of POST /api/jobs/train; ranges are checked by `TrainConfig`."""
+
+    model_config = ConfigDict(extra="forbid")
+    arch: str = "lenet-300-100"
+    hidden: list[int] | None = None
+    channels: list[int] | None = None
+    epochs: int = 2
+    lr: float = 1e-3
+    batch_size: int = 128
+    optimizer: str = "adam"
+    seed: int = 0
+    train_limit: int | None = None
+    dataset: str = "mnist"
+    name: str | None = None
+
+
+class PruneRequest(BaseModel):
+    """Body of POST /api/jobs/prune; `sparsity` is a fraction in [0, 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    parent: str
+    sparsity: float
+    scope: str = "global"
+    method: str = "magnitude"
+    schedule: str = "oneshot"
+    finetune_epochs: int | None = 1
+    lr: float | None = None
+    name: str | None = None
+
+
+class RenameRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None
+
+
+def not_found(message: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=message)
+
+
+def record(state: WebState, ref: str) -> dict[str, Any]:
+    """The registry record of `ref` (id or name), or 404."""
+    try:
+        return state.store.get(ref)
+    except UserError as exc:
+        raise not_found(str(exc)) from None
+
+
+def summary(state: WebState, rec: dict[str, Any]) -> dict[str, Any]:
+    """One row of the models table."""
+    metrics = rec.get("metrics", {})
+    try:
+        file_bytes = (state.store.models_dir / rec["file"]).stat().st_size
+    except OSError:
+        file_bytes = None
+    return {
+        "id": rec["id"], "name": rec["name"], "arch": rec["arch"], "kind": rec["kind"],
+        "parent": rec["parent"], "created": rec["created"], "params": rec["params"],
+        "nonzero": rec["nonzero"], "sparsity": rec["sparsity"],
+        "test_accuracy": metrics.get("test_accuracy"),
+        "accuracy_before_finetune": metrics.get("accuracy_before_finetune"),
+        "dense_bytes": int(rec["params"]) * 4, "file_bytes": file_bytes,
+        "compression": rec["params"] / max(1, rec["nonzero"]),
+        "dataset": rec.get("dataset", {}).get("name"),
+        "train_limit": rec.get("config", {}).get("train_limit"),
+    }
+
+
+def job_view(state: WebState, job: Job, with_events: bool = False) -> dict[str, Any]:
+    out = job.to_dict(with_events=with_events)
+    out["position"] = state.jobs.position(job)
+    return out
+
+
+def get_job(state: WebState, job_id: str) -> Job:
+    try:
+        return state.jobs.get(job_id)
+    except KeyError:
+        raise not_found(f"no job {job_id!r}; GET /api/jobs lists them (jobs last until the server stops)") from None
+
+
+def has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def build_router(state: WebState) -> APIRouter:
+    api = APIRouter(prefix="/api")
+
+    # --- about -------------------------------------------------------------
+    @api.get("/health")
+    def health() -> dict[str, Any]:
+        from prunelab import __version__
+
+        return {"ok": True, "version": __version__, "store": str(state.store.root),
+                "workers": state.jobs.workers,
+                "features": {"prune": has_module("prunelab.prune.api") or has_module("prunelab.prune"),
+                             "sparse": has_module("prunelab.sparse"), "select": has_module("prunelab.select")}}
+
+    @api.get("/presets")
+    def presets() -> dict[str, Any]:
+        from prunelab.models.presets import _PRESETS, create_spec
+
+        out = []
+        for name in sorted(_PRESETS):
+            spec = create_spec(name)
+            out.append({"name": name, "doc": (_PRESETS[name].__doc__ or "").strip().splitlines()[0],
+                        "params": spec.num_params(), "custom": name in ("mlp", "cnn")})
+        return {"presets": out, "defaults": TrainRequest().model_dump()}
+
+    # --- models --------------------------------------------------------------
+    @api.get("/models")
+    def list_models() -> dict[str, Any]:
+        return {"models": [summary(state, r) for r in state.store.list()]}
+
+    @api.get("/models/{ref}")
+    def show_model(ref: str) -> dict[str, Any]:
+        rec = record(state, ref)
+        rec["children"] = state.store.children(rec["id"])
+        rec["summary"] = summary(state, rec)
+        return rec
+
+    @api.patch("/models/{ref}")
+    def rename_model(ref: str, body: RenameRequest) -> dict[str, Any]:
+        rec = record(state, ref)
+        state.store.rename(rec["id"], body.name)
+        return summary(state, state.store.get(rec["id"]))
+
+    @api.delete("/models/{ref}")
+    def delete_model(ref: str, recursive: bool = False) -> dict[str, Any]:
+        rec = record(state, ref)
+        return {"removed": state.store.remove(rec["id"], recursive=recursive)}
+
+    @api.get("/models/{ref}/inside")
+    def look_inside(ref: str) -> dict[str, Any]:
+        rec = record(state, ref)
+        model = state.load(rec["id"])
+        parent = state.load(rec["parent"]) if rec["parent"] else None
+        return {"id": rec["id"], "name": rec["name"], "parent": rec["parent"],
+                "layers": inside.layer_table(model),
+                "parent_layers": inside.layer_table(parent) if parent else None,
+                "histograms": inside.histograms(model, parent),
+                "first_layer": inside.first_layer_maps(model),
+                "history": rec.get("history", [])}
+
+    @api.get("/models/{ref}/mistakes")
+    def mistakes(ref: str, limit: int = Query(24, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        rec = record(state, ref)
+        pred, conf, ds = state.test_predictions(rec["id"])
+        wrong = np.flatnonzero(pred != ds.y_test)
+        wrong = wrong[np.argsort(-conf[wrong], kind="stable")]  # most confident mistakes first
+        items = [{"index": int(i), "label": int(ds.y_test[i]), "predicted": int(pred[i]),
+                  "confidence": float(conf[i])} for i in wrong[offset : offset + limit]]
+        return {"id": rec["id"], "total": int(len(wrong)), "count": int(len(ds.y_test)),
+                "accuracy": 1.0 - len(wrong) / max(1, len(ds.y_test)), "offset": offset, "items": items}
+
+    @api.get("/models/{ref}/test-images/{index}.png")
+    def test_image(ref: str, index: int, scale: int = Query(3, ge=1, le=10)) -> Response:
+        rec = record(state, ref)
+        ds = state.model_dataset(rec)
+        if not 0 <= index < len(ds.y_test):
+            raise not_found(f"test image index must be in [0, {len(ds.y_test) - 1}], got {index}")
+        img = ds.x_test[index]
+        if img.ndim == 3:
+            img = img[0]
+        return Response(imaging.png_bytes(img, scale), media_type="image/png",
+                        headers={"Cache-Control": "max-age=3600"})
+
+    # --- test a drawing ------------------------------------------------------
+    @api.post("/predict")
+    async def predict(image: UploadFile = File(...), models: str = Form("")) -> dict[str, Any]:  # noqa: B008
+        data = await image.read(MAX_UPLOAD + 1)
+        if len(data) > MAX_UPLOAD:
+            raise HTTPException(413, f"the upload is larger than {MAX_UPLOAD // (1024 * 1024)} MB; "
+                                     "use a smaller image")
+        return await asyncio.to_thread(_predict, state, data, models)
+
+    # --- compare ---------------------------------------------------------------
+    @api.get("/compare")
+    def compare(models: str = Query("", description="comma-separated ids or names; empty = all")) -> dict[str, Any]:
+        refs = [m for m in (s.strip() for s in models.split(",")) if m]
+        recs = [record(state, r) for r in refs] if refs else state.store.list()
+        if len(recs) > 50:
+            raise HTTPException(400, "compare at most 50 models at once")
+        rows = []
+        for rec in recs:
+            row = summary(state, rec)
+            spec_flops = _flops(rec)
+            row["flops"] = spec_flops
+            row["effective_flops"] = _effective_flops(state, rec)
+            rows.append(row)
+        rows = _add_sparse_measurements(state, rows)
+        return {"rows": rows, "note": "MNIST is a teaching benchmark: results on it are not evidence "
+                "about large models or harder data."}
+
+    # --- jobs ------------------------------------------------------------------
+    @api.get("/jobs")
+    def list_jobs() -> dict[str, Any]:
+        return {"jobs": [job_view(state, j) for j in state.jobs.list()], "workers": state.jobs.workers}
+
+    @api.get("/jobs/{job_id}")
+    def show_job(job_id: str) -> dict[str, Any]:
+        return job_view(state, get_job(state, job_id), with_events=True)
+
+    @api.post("/jobs/{job_id}/cancel")
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        get_job(state, job_id)
+        return job_view(state, state.jobs.cancel(job_id))
+
+    @api.get("/jobs/{job_id}/events")
+    async def job_events(job_id: str, request: Request, since: int = Query(0, ge=0)) -> StreamingResponse:
+        """Server-sent events: `progress` per event (data = the event), `status` on
+        state changes, and a final `end` with the job; reconnect with ?since=N."""
+        job = get_job(state, job_id)
+        last_id = request.headers.get("last-event-id")
+        start = int(last_id) + 1 if last_id and last_id.isdigit() else since
+        return StreamingResponse(_sse(state, job, request, start), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @api.post("/jobs/train", status_code=202)
+    def submit_train(body: TrainRequest) -> dict[str, Any]:
+        from prunelab.models.presets import create_spec
+        from prunelab.train import TrainConfig
+
+        opts = body.model_dump(exclude={"name"})
+        config = TrainConfig.from_dict(opts)
+        create_spec(config.arch, hidden=config.hidden, channels=config.channels)  # checks sizes now
+        if config.dataset != "mnist" and not config.dataset.startswith("idx:"):
+            raise UserError(f"unknown dataset {config.dataset!r}; use 'mnist' or 'idx:DIR'")
+        name = state.store.check_new_name(body.name) if body.name is not None else None
+
+        def work(cb: Callback) -> dict[str, Any]:
+            from prunelab.train import train
+
+            res = train(config, store=state.store, name=name, callback=cb,
+                        dataset=state.dataset(config.dataset))
+            return {"model": res.model.id, "name": res.model.name, "test_accuracy": res.test.accuracy,
+                    "seconds": res.seconds}
+
+        title = f"train {config.arch}" + (f" '{name}'" if name else "") + \
+            f", {config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+        job = state.jobs.submit("train", title, {**config.to_dict(), "name": name}, work)
+        return job_view(state, job)
+
+    @api.post("/jobs/prune", status_code=202)
+    def submit_prune(body: PruneRequest) -> dict[str, Any]:
+        return job_view(state, _submit_prune(state, body))
+
+    return api
+
+
+# --- helpers the routes call -----------------------------------------------------
+
+
+def _predict(state: WebState, data: bytes, models: str) -> dict[str, Any]:
+    import torch
+
+    from prunelab.train import to_input
+
+    digit = imaging.to_mnist(imaging.decode_image(data))
+    refs = [m for m in (s.strip() for s in models.split(",")) if m]
+    if not refs:
+        refs = [r["id"] for r in state.store.list()][-MAX_COMPARE:]
+    if not refs:
+        raise UserError("there are no models yet; train one on the Train page first")
+    if len(refs) > MAX_COMPARE:
+        raise UserError(f"pick at most {MAX_COMPARE} models to test at once, got {len(refs)}")
+    recs = [record(state, r) for r in refs]
+    results = []
+    x = to_input(digit[None])  # (1, 1, 28, 28)
+    for rec in recs:
+        row: dict[str, Any] = {"id": rec["id"], "name": rec["name"], "sparsity": rec["sparsity"],
+                               "test_accuracy": rec["metrics"].get("test_accuracy")}
+        if tuple(rec["spec"]["input_shape"]) != (1, 28, 28):
+            row["error"] = f"model takes {rec['spec']['input_shape']} inputs, not a 28x28 digit"
+        else:
+            with torch.no_grad():
+                probs = torch.softmax(state.module(rec["id"])(x), dim=1)[0].numpy()
+            row["probabilities"] = [round(float(p), 5) for p in probs]
+            row["prediction"] = int(probs.argmax())
+        results.append(row)
+    return {"input": digit.tolist(), "predictions": results}
+
+
+def _flops(rec: dict[str, Any]) -> int:
+    from prunelab.models.spec import ModelSpec
+
+    return ModelSpec.from_dict(rec["spec"]).flops()
+
+
+def _effective_flops(state: WebState, rec: dict[str, Any]) -> int:
+    """Multiply-accumulates that touch a non-zero weight (what a sparse kernel must do)."""
+    from prunelab.models.spec import ModelSpec
+
+    if rec["sparsity"] == 0:
+        return _flops(rec)
+    spec = ModelSpec.from_dict(rec["spec"])
+    model = state.load(rec["id"])
+    total = 0
+    for layer, out in zip(spec.layers, spec.output_shapes(), strict=True):
+        if layer.kind == "linear":
+            total += int(np.count_nonzero(model.weights[f"{layer.name}.weight"]))
+        elif layer.kind == "conv2d":
+            total += int(np.count_nonzero(model.weights[f"{layer.name}.weight"])) * out[1] * out[2]
+    return total
+
+
+def _add_sparse_measurements(state: WebState, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Artifact bytes and latency from `prunelab.sparse` when that package is installed."""
+    return rows
+
+
+def _submit_prune(state: WebState, body: PruneRequest) -> Job:
+    """Check everything the library would reject before queueing, then queue `prunelab.prune`."""
+    try:
+        from prunelab.prune import api as prune_api
+        from prunelab.prune.finetune import DEFAULT_RECIPE
+        from prunelab.prune.masks import check_sparsity
+        from prunelab.prune.schedules import check_schedule
+    except ImportError:
+        raise HTTPException(503, "pruning is not available in this installation") from None
+
+    sparsity = check_sparsity(body.sparsity, "sparsity")
+    if body.scope not in prune_api.SCOPES:
+        raise UserError(f"unknown scope {body.scope!r}; choose from {', '.join(prune_api.SCOPES)}")
+    if body.method not in prune_api.METHODS:
+        raise UserError(f"unknown method {body.method!r}; choose from {', '.join(prune_api.METHODS)}")
+    schedule = check_schedule(body.schedule)
+    if body.method == "structured" and schedule != "oneshot":
+        raise UserError("structured pruning supports the oneshot schedule only")
+    DEFAULT_RECIPE.with_(epochs=body.finetune_epochs, lr=body.lr)  # raises on bad epochs / lr
+    parent = record(state, body.parent)
+    name = state.store.check_new_name(body.name) if body.name is not None else None
+    dataset = state.model_dataset(parent)
+
+    def work(cb: Callback) -> dict[str, Any]:
+        res = prune_api.prune(parent["id"], sparsity, scope=body.scope, method=body.method, schedule=schedule,
+                              finetune_epochs=body.finetune_epochs, lr=body.lr, store=state.store, name=name,
+                              callback=cb, dataset=dataset)
+        return {"model": res.model.id, "name": res.model.name, "parent": res.parent,
+                "sparsity": res.sparsity, "accuracy_before_finetune": res.accuracy_before_finetune,
+                "test_accuracy": res.test_accuracy, "parent_accuracy": res.parent_accuracy,
+                "seconds": res.seconds}
+
+    who = parent["name"] or parent["id"]
+    title = f"prune {who} to {sparsity:.0%} ({body.method}, {body.scope}, {schedule})"
+    params = {**body.model_dump(), "parent": parent["id"], "sparsity": sparsity, "name": name}
+    return state.jobs.submit("prune", title, params, work)
+
+
+async def _sse(state: WebState, job: Job, request: Request, start: int) -> AsyncIterator[bytes]:
+    sent = start
+    status = None
+    last_beat = time.monotonic()
+    while True:
+        events = job.events[sent:]
+        for i, ev in enumerate(events, start=sent):
+            yield f"id: {i}\nevent: progress\ndata: {json.dumps(ev)}\n\n".encode()
+        sent += len(events)
+        if job.status != status:
+            status = job.status
+            yield f"event: status\ndata: {json.dumps(job_view(state, job))}\n\n".encode()
+        if job.status in FINISHED and sent >= len(job.events):
+            yield f"event: end\ndata: {json.dumps(job_view(state, job))}\n\n".encode()
+            return
+        if await request.is_disconnected():
+            return
+        if time.monotonic() - last_beat > 10:
+            last_beat = time.monotonic()
+            yield b": keep-alive\n\n"
+        await asyncio.to_thread(state.jobs.wait, job, sent, 0.5)

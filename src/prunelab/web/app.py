@@ -1,0 +1,122 @@
+"""The explorer app: `create_app(store_root=None)` -> a FastAPI application.
+
+Pages are server-rendered Jinja2 templates with a little plain JavaScript
+(static/, shipped in the package, nothing fetched from the network); every
+action on a page goes through the JSON API in `prunelab.web.api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from prunelab.errors import UserError
+from prunelab.web.api import MAX_UPLOAD, build_router
+from prunelab.web.state import WebState
+
+HERE = Path(__file__).resolve().parent
+
+# (path, template, nav label)
+PAGES = [
+    ("/", "models.html", "Models"),
+    ("/train", "train.html", "Train"),
+    ("/prune", "prune.html", "Prune"),
+    ("/test", "test.html", "Test"),
+    ("/inside", "inside.html", "Look inside"),
+    ("/compare", "compare.html", "Compare"),
+    ("/data", "data.html", "Data pruning"),
+]
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        msg = err.get("msg", "invalid value")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field; check the spelling"
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(store_root: str | Path | None = None, workers: int = 1) -> FastAPI:
+    """The explorer over the store at `store_root` (default `$PRUNELAB_HOME`),
+    running background jobs on `workers` threads (1: jobs queue, one at a time)."""
+    state = WebState(store_root, workers=workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.jobs.shutdown()
+
+    # no /docs: Swagger UI would load its assets from a CDN; the schema itself is served
+    app = FastAPI(title="prunelab explorer", version=_version(), lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+                  description="Train, prune, fine-tune, test and compare models. Every page action is a "
+                              "call to this API.")
+    app.state.web = state
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+    @app.middleware("http")
+    async def cap_uploads(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if request.method in ("POST", "PUT", "PATCH") and length and length.isdigit() \
+                and int(length) > MAX_UPLOAD + 64 * 1024:
+            return JSONResponse({"detail": f"the request is larger than {MAX_UPLOAD // (1024 * 1024)} MB; "
+                                           "use a smaller file"}, status_code=413)
+        response: Response = await call_next(request)
+        return response
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+        status = 404 if str(exc).startswith("no model") else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or exc.status_code != 404:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=getattr(exc, "headers", None))
+        return templates.TemplateResponse(request, "404.html", _context("", status=404), status_code=404)
+
+    app.include_router(build_router(state))
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    def page(template: str, path: str) -> Any:
+        def render(request: Request) -> HTMLResponse:
+            return templates.TemplateResponse(request, template, _context(path))
+
+        return render
+
+    for path, template, _label in PAGES:
+        app.add_api_route(path, page(template, path), methods=["GET"], response_class=HTMLResponse,
+                          include_in_schema=False, name=f"page:{template}")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return RedirectResponse("/static/favicon.svg")
+
+    return app
+
+
+def _context(path: str, **extra: Any) -> dict[str, Any]:
+    return {"nav": [(p, label) for p, _t, label in PAGES], "active": path, "version": _version(), **extra}
+
+
+def _version() -> str:
+    from prunelab import __version__
+
+    return __version__
