@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 from prunelab.errors import UserError
 
 # Modules that add subcommands: each has `register(subparsers)`.
-COMMAND_MODULES = ["prunelab.cli.models", "prunelab.cli.serve", "prunelab.cli.prune"]
+COMMAND_MODULES = ["prunelab.cli.models", "prunelab.cli.serve", "prunelab.cli.prune",
+                   "prunelab.cli.export"]
 
 
 class _Parser(argparse.ArgumentParser):
