@@ -1,0 +1,29 @@
+"""Compact artifacts and the torch-free CPU runtime (numpy + scipy only).
+
+    import prunelab
+    prunelab.export(model, "m.plsa", precision="int8")   # ExportResult
+    rt = prunelab.sparse.load("m.plsa", threads=1)        # Runtime
+    rt.predict(x), rt.predict_proba(x)
+
+Nothing here imports torch; `tests/test_sparse_torchfree.py` checks it.
+"""
+
+from prunelab.sparse.export import ExportResult, export
+from prunelab.sparse.format import (
+    ENCODINGS,
+    Artifact,
+    Tensor,
+    choose_encoding,
+    encoded_sizes,
+    list_encodings,
+    read_artifact,
+    write_artifact,
+)
+from prunelab.sparse.quant import PRECISIONS, list_precisions
+from prunelab.sparse.runtime import KERNELS, Runtime, choose_kernel, list_kernels, load
+
+__all__ = [
+    "ENCODINGS", "KERNELS", "PRECISIONS", "Artifact", "ExportResult", "Runtime", "Tensor", "choose_encoding",
+    "choose_kernel", "encoded_sizes", "export", "list_encodings", "list_kernels", "list_precisions", "load",
+    "read_artifact", "write_artifact",
+]

@@ -1,0 +1,93 @@
+"""Latency measurement shared by `prunelab compare` and benchmarks/sparse_runtime.py.
+
+    t = time_call(lambda: rt.predict(x), budget_s=0.3)   # Timing(median_us, p95_us, runs)
+
+One timer for every contender so ratios compare like with like: warm-up
+calls first, then repeated calls until the time budget or `max_runs` is
+spent (at least `min_runs`), median and 95th percentile in microseconds.
+Nothing here imports torch; `torch_forward` imports it when called.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Timing:
+    """Per-call latency in microseconds over `runs` calls."""
+
+    median_us: float
+    p95_us: float
+    runs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __repr__(self) -> str:
+        return f"Timing(median={self.median_us:.1f} us, p95={self.p95_us:.1f} us, runs={self.runs})"
+
+
+def time_call(fn: Callable[[], Any], budget_s: float = 0.3, min_runs: int = 5, max_runs: int = 5000,
+              warmup: int = 3) -> Timing:
+    """Time `fn()` repeatedly within about `budget_s` seconds (plus warm-up)."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() < deadline):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    arr = np.asarray(times) * 1e6
+    return Timing(float(np.median(arr)), float(np.percentile(arr, 95)), len(times))
+
+
+def torch_forward(module: Any, x: np.ndarray, threads: int = 1) -> Callable[[], Any]:
+    """A no-grad eval-mode forward of a torch `module` on float input `x`
+    (n, C, H, W), with torch limited to `threads` (imports torch)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    module.eval()
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def run() -> Any:
+        with torch.inference_mode():
+            return module(xt)
+
+    return run
+
+
+def numpy_dense_forward(weights: dict[str, np.ndarray], spec: Any, x: np.ndarray) -> Callable[[], Any]:
+    """The plain dense-numpy baseline: the same network run with `x @ W.T`
+    (BLAS) per linear layer, sample-major like most numpy code. Only for
+    linear/relu/flatten networks (conv baselines use the runtime's dense kernel)."""
+    ops: list[tuple[str, Any, Any]] = []
+    for layer in spec.layers:
+        if layer.kind == "linear":
+            ops.append(("linear", np.ascontiguousarray(weights[f"{layer.name}.weight"].T),
+                        weights.get(f"{layer.name}.bias")))
+        elif layer.kind in ("relu", "flatten"):
+            ops.append((layer.kind, None, None))
+        else:
+            raise ValueError(f"numpy_dense_forward handles linear networks only, not {layer.kind}")
+    xf = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
+
+    def run() -> np.ndarray:
+        h = xf
+        for kind, wt, b in ops:
+            if kind == "linear":
+                h = h @ wt
+                if b is not None:
+                    h += b
+            elif kind == "relu":
+                np.maximum(h, 0, out=h)
+        return h
+
+    return run

@@ -1,0 +1,503 @@
+"""The `.plsa` artifact: one file holding a model spec and its tensors, each
+in whichever encoding is smallest for it. Full description:
+docs/artifact-format.md. No pickles: a fixed binary header, a JSON header and
+raw little-endian arrays.
+
+    offset  size  field
+    0       8     magic  b"\\x89PLSPAR\\n"
+    8       2     format version (uint16, 1)
+    10      2     flags (uint16): bit 0 = JSON header is zlib-deflated
+    12      4     JSON header length in bytes, as stored (uint32)
+    16      8     payload length in bytes (uint64)
+    24      4     CRC-32 of JSON header + payload (uint32)
+    28      4     reserved, zero
+    32      ...   JSON header (UTF-8, deflated when flag bit 0), then the payload
+
+Encodings (per tensor, viewed as (rows, cols) = (out channels, rest)):
+    dense    every value
+    csr      row pointers + column indices, each in the narrowest unsigned
+             type that fits (uint8/16/32), + the non-zero values
+    bitmask  one bit per entry (1 = stored) + the non-zero values
+    rice     Golomb-Rice coded gaps between flat positions of non-zeros
+             (unary quotients + k-bit remainders) + the non-zero values
+
+Reading validates the magic, the version, the lengths against the file
+size, the checksum and every array's bounds before decoding anything, so a
+damaged, truncated or foreign file fails with one `UserError` and no large
+allocation.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prunelab.atomic import write_bytes_atomic
+from prunelab.errors import UserError
+from prunelab.models.spec import ModelSpec
+from prunelab.sparse.quant import VALUE_DTYPE, as_rows, check_precision, dequantize, quantize, scale_dtype
+
+MAGIC = b"\x89PLSPAR\n"
+VERSION = 1
+SUFFIX = ".plsa"
+_FIXED = struct.Struct("<8sHHIQI4x")  # magic, version, flags, json_len, payload_len, crc32
+HEADER_SIZE = _FIXED.size  # 32
+MAX_JSON = 16 << 20  # a spec + tensor table is a few KB; anything bigger is not ours
+MAX_PARAMS = 1 << 28  # 1 GiB of float32: refuse specs that would allocate more
+ENCODINGS = ("dense", "csr", "bitmask", "rice")
+_PART_DTYPES = {"u1", "u2", "u4", "i1", "f2", "f4"}
+FLAG_DEFLATED_JSON = 1  # the header is metadata; deflating it saves ~1 KB, a few % of a small artifact
+
+
+def list_encodings() -> list[str]:
+    return list(ENCODINGS)
+
+
+# --- decoded tensors ------------------------------------------------------
+
+
+@dataclass
+class Tensor:
+    """One tensor as stored: `positions` are the sorted flat indices of the
+    stored entries (None for dense), `values` their stored values (f4/f2/i1),
+    `scale` the per-row int8 scale (float32) or None."""
+
+    name: str
+    shape: tuple[int, ...]
+    encoding: str
+    values: np.ndarray
+    positions: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    nbytes: int = 0  # bytes this tensor takes in the payload
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nnz(self) -> int:
+        return self.size if self.positions is None else int(self.positions.size)
+
+    def rows(self) -> np.ndarray:
+        """Output row of each stored value."""
+        cols = as_rows(self.shape)[1]
+        if self.positions is None:
+            return np.repeat(np.arange(as_rows(self.shape)[0]), cols)
+        return self.positions // max(cols, 1)
+
+    def to_dense(self) -> np.ndarray:
+        """float32 array of `shape` (dequantised)."""
+        if self.positions is None:
+            return dequantize(self.values.reshape(self.shape), self.scale)
+        out = np.zeros(self.size, np.float32)
+        out[self.positions] = dequantize(self.values, self.scale, self.rows())
+        return out.reshape(self.shape)
+
+    def to_csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr int32, indices int32, data float32) of the (rows, cols) view."""
+        rows, cols = as_rows(self.shape)
+        if self.positions is None:
+            dense = self.to_dense().reshape(rows, cols)
+            pos = np.flatnonzero(dense)
+            data = dense.ravel()[pos]
+        else:
+            pos = self.positions
+            data = dequantize(self.values, self.scale, self.rows())
+        counts = np.bincount(pos // max(cols, 1), minlength=rows)
+        indptr = np.zeros(rows + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        if pos.size >= 2**31:
+            raise UserError("tensor too large for the CSR kernel")
+        return (indptr.astype(np.int32), (pos % max(cols, 1)).astype(np.int32),
+                np.ascontiguousarray(data, np.float32))
+
+    def __repr__(self) -> str:
+        return (f"Tensor({self.name!r}, shape={self.shape}, encoding={self.encoding!r}, "
+                f"nnz={self.nnz}, dtype={self.values.dtype}, nbytes={self.nbytes})")
+
+
+@dataclass
+class Artifact:
+    """A read artifact: spec, storage precision, tensors by name, metadata."""
+
+    spec: ModelSpec
+    precision: str
+    tensors: dict[str, Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+    bytes: int = 0
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Dense float32 weights, as the store holds them."""
+        return {name: t.to_dense() for name, t in self.tensors.items()}
+
+    def __repr__(self) -> str:
+        encs = ", ".join(f"{n}:{t.encoding}" for n, t in self.tensors.items())
+        return f"Artifact({self.path!r}, {self.bytes} bytes, {self.precision}, arch={self.spec.arch!r}, [{encs}])"
+
+
+# --- sizes and choice of encoding -------------------------------------------
+
+
+def index_dtype(max_value: int) -> str:
+    """Narrowest unsigned dtype code holding 0..max_value."""
+    if max_value < 1 << 8:
+        return "u1"
+    if max_value < 1 << 16:
+        return "u2"
+    if max_value < 1 << 32:
+        return "u4"
+    raise UserError("tensor too large for this format (index >= 2**32)")
+
+
+def _itemsize(code: str) -> int:
+    return np.dtype(code).itemsize
+
+
+def _gaps(positions: np.ndarray) -> np.ndarray:
+    """Zero-based gaps: first position, then distance - 1 between neighbours."""
+    if positions.size == 0:
+        return positions.astype(np.int64)
+    return np.diff(positions.astype(np.int64), prepend=-1) - 1
+
+
+def rice_parameter(gaps: np.ndarray) -> tuple[int, int]:
+    """(k, bits) minimising the Rice-coded size of `gaps`: each gap g costs
+    (g >> k) + 1 unary bits plus k remainder bits."""
+    if gaps.size == 0:
+        return 0, 0
+    best = (0, 1 << 62)
+    for k in range(0, 32):
+        bits = int(gaps.size) * (k + 1) + int((gaps >> k).sum())
+        if bits < best[1]:
+            best = (k, bits)
+        if (int(gaps.max()) >> k) == 0:
+            break  # larger k only adds remainder bits
+    return best
+
+
+def encoded_sizes(q: np.ndarray) -> dict[str, int]:
+    """Payload bytes of each encoding for stored values `q` (any shape)."""
+    rows, cols = as_rows(q.shape)
+    n = rows * cols
+    item = q.dtype.itemsize
+    flat = q.reshape(-1)
+    positions = np.flatnonzero(flat)
+    nnz = int(positions.size)
+    k, bits = rice_parameter(_gaps(positions))
+    quot_bits = bits - nnz * k
+    return {
+        "dense": n * item,
+        "csr": (rows + 1) * _itemsize(index_dtype(nnz)) + nnz * _itemsize(index_dtype(max(cols - 1, 0)))
+        + nnz * item,
+        "bitmask": (n + 7) // 8 + nnz * item,
+        "rice": (quot_bits + 7) // 8 + (nnz * k + 7) // 8 + nnz * item,
+    }
+
+
+def choose_encoding(q: np.ndarray) -> str:
+    """The smallest encoding for `q`; ties go to the simpler one (ENCODINGS order)."""
+    sizes = encoded_sizes(q)
+    return min(ENCODINGS, key=lambda e: (sizes[e], ENCODINGS.index(e)))
+
+
+# --- encoders: stored values -> (json fields, list of named arrays) ----------
+
+
+def _encode(q: np.ndarray, encoding: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    rows, cols = as_rows(q.shape)
+    flat = q.reshape(-1)
+    if encoding == "dense":
+        return {}, {"values": flat}
+    positions = np.flatnonzero(flat)
+    values = flat[positions]
+    nnz = int(positions.size)
+    if encoding == "csr":
+        r = positions // max(cols, 1)
+        indptr = np.zeros(rows + 1, np.int64)
+        np.cumsum(np.bincount(r, minlength=rows), out=indptr[1:])
+        return {"nnz": nnz}, {
+            "indptr": indptr.astype(index_dtype(nnz)),
+            "indices": (positions % max(cols, 1)).astype(index_dtype(max(cols - 1, 0))),
+            "values": values,
+        }
+    if encoding == "bitmask":
+        mask = np.zeros(flat.size, np.uint8)
+        mask[positions] = 1
+        return {"nnz": nnz}, {"mask": np.packbits(mask, bitorder="little"), "values": values}
+    if encoding == "rice":
+        gaps = _gaps(positions)
+        k, _ = rice_parameter(gaps)
+        quot = gaps >> k
+        # unary: quot[i] one-bits then a zero-bit; zeros sit at cumsum(quot + 1) - 1
+        total = int(quot.sum()) + nnz
+        ubits = np.ones(total, np.uint8)
+        ubits[np.cumsum(quot + 1) - 1] = 0
+        rem = gaps & ((1 << k) - 1)
+        rbits = ((rem[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8).reshape(-1)
+        return {"nnz": nnz, "k": k, "quot_bits": total}, {
+            "quot": np.packbits(ubits, bitorder="little"),
+            "rem": np.packbits(rbits, bitorder="little"),
+            "values": values,
+        }
+    raise UserError(f"unknown encoding {encoding!r}; choose from {', '.join(ENCODINGS)}")
+
+
+# --- writer ---------------------------------------------------------------
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    encoding: str
+    nnz: int
+    size: int
+    nbytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "encoding": self.encoding, "nnz": self.nnz, "size": self.size,
+                "bytes": self.nbytes}
+
+
+def param_names(spec: ModelSpec) -> list[tuple[str, tuple[int, ...]]]:
+    """(tensor name, shape) of every parameter the spec needs, in order."""
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for layer in spec.weight_layers():
+        shape = layer.weight_shape()
+        out.append((f"{layer.name}.weight", shape))
+        if layer.args.get("bias", True):
+            out.append((f"{layer.name}.bias", (shape[0],)))
+    return out
+
+
+def encode_artifact(
+    spec: ModelSpec,
+    weights: dict[str, np.ndarray],
+    precision: str = "fp32",
+    encodings: dict[str, str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[bytes, list[TensorInfo]]:
+    """The artifact bytes for `weights` (float arrays keyed 'fc1.weight', ...).
+
+    Weights are stored in `precision`; biases in fp32, or fp16 when the
+    precision is fp16 or int8. `encodings` forces an encoding per tensor
+    name (default: the smallest for each).
+    """
+    check_precision(precision)
+    encodings = encodings or {}
+    unknown = set(encodings) - {n for n, _ in param_names(spec)}
+    if unknown:
+        raise UserError(f"encodings given for unknown tensors {sorted(unknown)}")
+    table: list[dict[str, Any]] = []
+    infos: list[TensorInfo] = []
+    chunks: list[bytes] = []
+    offset = 0
+
+    def put(arr: np.ndarray, code: str) -> list[Any]:
+        nonlocal offset
+        data = np.ascontiguousarray(arr, dtype=np.dtype(code).newbyteorder("<")).tobytes()
+        part = [offset, int(arr.size), code]
+        chunks.append(data)
+        offset += len(data)
+        return part
+
+    for name, shape in param_names(spec):
+        if name not in weights:
+            raise UserError(f"the model has no tensor {name!r} that its spec needs")
+        w = np.asarray(weights[name])
+        if tuple(w.shape) != shape:
+            raise UserError(f"tensor {name!r} has shape {tuple(w.shape)}, the spec says {shape}")
+        tprec = precision if name.endswith(".weight") else ("fp32" if precision == "fp32" else "fp16")
+        q, scale = quantize(w, tprec)
+        encoding = encodings.get(name) or choose_encoding(q)
+        fields, arrays = _encode(q, encoding)
+        start = offset
+        parts = {}
+        for part_name, arr in arrays.items():
+            code = VALUE_DTYPE[tprec] if part_name == "values" else arr.dtype.str[1:]
+            parts[part_name] = put(arr, code)
+        if scale is not None:
+            parts["scale"] = put(scale, scale_dtype(scale))
+        entry = {"name": name, "shape": list(shape), "encoding": encoding, "precision": tprec,
+                 **fields, "parts": parts}
+        table.append(entry)
+        nnz = int(fields.get("nnz", q.size))
+        infos.append(TensorInfo(name, encoding, nnz, int(q.size), offset - start))
+    header = {"format": "prunelab-sparse", "version": VERSION, "precision": precision,
+              "spec": spec.to_dict(), "tensors": table, "meta": meta or {}}
+    text = zlib.compress(json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8"), 9)
+    payload = b"".join(chunks)
+    crc = zlib.crc32(payload, zlib.crc32(text))
+    fixed = _FIXED.pack(MAGIC, VERSION, FLAG_DEFLATED_JSON, len(text), len(payload), crc)
+    return fixed + text + payload, infos
+
+
+def write_artifact(path: str | Path, spec: ModelSpec, weights: dict[str, np.ndarray],
+                   precision: str = "fp32", encodings: dict[str, str] | None = None,
+                   meta: dict[str, Any] | None = None) -> tuple[int, list[TensorInfo]]:
+    """Encode and write atomically; returns (file bytes, per-tensor info)."""
+    data, infos = encode_artifact(spec, weights, precision, encodings, meta)
+    write_bytes_atomic(path, data)
+    return len(data), infos
+
+
+# --- reader ---------------------------------------------------------------
+
+
+def _bad(path: str, what: str) -> UserError:
+    return UserError(f"{path} is damaged ({what}); export it again with `prunelab export MODEL --out FILE`")
+
+
+def read_artifact(path: str | Path) -> Artifact:
+    """Read and validate an artifact; raises one UserError on any problem."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{p} is a folder; give the artifact file written by `prunelab export`")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(HEADER_SIZE)
+            size = p.stat().st_size
+            if not head.startswith(MAGIC[: len(head)]) or len(head) == 0:
+                raise UserError(f"{p} is not a prunelab artifact (no {MAGIC!r} signature); "
+                                "create one with `prunelab export MODEL --out FILE`")
+            if len(head) < HEADER_SIZE:
+                raise UserError(f"{p} is truncated ({size} bytes, shorter than the {HEADER_SIZE}-byte "
+                                "header); export it again")
+            magic, version, flags, json_len, payload_len, crc = _FIXED.unpack(head)
+            if version != VERSION:
+                raise UserError(f"{p} has artifact format version {version}; this prunelab reads "
+                                f"version {VERSION}: export the model again with this prunelab")
+            if flags & ~FLAG_DEFLATED_JSON:
+                raise _bad(str(p), f"unknown flags {flags:#x}")
+            expected = HEADER_SIZE + json_len + payload_len
+            if json_len > MAX_JSON or expected != size:
+                raise UserError(f"{p} is truncated or has extra bytes: its header promises {expected} "
+                                f"bytes but the file has {size}; export it again")
+            body = f.read(json_len + payload_len)  # bounded by the real file size checked above
+    except OSError as exc:
+        raise UserError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if len(body) != json_len + payload_len:
+        raise UserError(f"{p} changed while being read; try again")
+    if zlib.crc32(body) != crc:
+        raise _bad(str(p), "checksum mismatch")
+    try:
+        text = body[:json_len]
+        if flags & FLAG_DEFLATED_JSON:
+            inflater = zlib.decompressobj()
+            text = inflater.decompress(text, MAX_JSON)  # bounded: no zip bomb
+            if inflater.unconsumed_tail or not inflater.eof:
+                raise ValueError("header too large")
+        header = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, zlib.error):
+        raise _bad(str(p), "unreadable JSON header") from None
+    payload = memoryview(body)[json_len:]
+    try:
+        return _parse(str(p), header, payload, size)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise _bad(str(p), f"malformed header: {exc!r}") from None
+
+
+def _parse(path: str, header: dict[str, Any], payload: memoryview, size: int) -> Artifact:
+    if not isinstance(header, dict) or header.get("format") != "prunelab-sparse":
+        raise _bad(path, "not a prunelab-sparse header")
+    precision = header["precision"]
+    check_precision(precision)
+    spec = ModelSpec.from_dict(header["spec"])
+    if spec.num_params() > MAX_PARAMS:
+        raise _bad(path, f"spec claims {spec.num_params()} parameters, more than {MAX_PARAMS}")
+    expected = dict(param_names(spec))
+    entries = {e["name"]: e for e in header["tensors"]}
+    if set(entries) != set(expected):
+        raise _bad(path, f"tensors {sorted(entries)} do not match the spec's {sorted(expected)}")
+    tensors = {}
+    for name, shape in expected.items():
+        tensors[name] = _decode_entry(path, entries[name], shape, payload)
+    return Artifact(spec=spec, precision=precision, tensors=tensors, meta=dict(header.get("meta") or {}),
+                    path=path, bytes=size)
+
+
+def _part(path: str, entry: dict[str, Any], key: str, payload: memoryview, count: int | None = None,
+          dtypes: tuple[str, ...] | None = None) -> np.ndarray:
+    """A bounds-checked copy of one stored array."""
+    try:
+        offset, n, code = entry["parts"][key]
+    except (KeyError, ValueError, TypeError):
+        raise _bad(path, f"tensor {entry.get('name')!r} lacks its {key!r} array") from None
+    if code not in _PART_DTYPES or (dtypes is not None and code not in dtypes):
+        raise _bad(path, f"tensor {entry['name']!r}: {key} has unsupported type {code!r}")
+    if not (isinstance(offset, int) and isinstance(n, int)) or offset < 0 or n < 0:
+        raise _bad(path, f"tensor {entry['name']!r}: bad {key} location")
+    if count is not None and n != count:
+        raise _bad(path, f"tensor {entry['name']!r}: {key} holds {n} items, expected {count}")
+    dt = np.dtype(code).newbyteorder("<")
+    end = offset + n * dt.itemsize
+    if end > len(payload):
+        raise _bad(path, f"tensor {entry['name']!r}: {key} runs past the end of the file")
+    return np.frombuffer(payload[offset:end], dtype=dt).astype(dt.newbyteorder("="))
+
+
+def _decode_entry(path: str, e: dict[str, Any], shape: tuple[int, ...], payload: memoryview) -> Tensor:
+    name = e["name"]
+    if tuple(e["shape"]) != shape:
+        raise _bad(path, f"tensor {name!r} has shape {e['shape']}, the spec says {list(shape)}")
+    tprec = e["precision"]
+    check_precision(tprec)
+    vcode = (VALUE_DTYPE[tprec],)
+    rows, cols = as_rows(shape)
+    n = rows * cols
+    enc = e["encoding"]
+    scale = None
+    if tprec == "int8":
+        scale = _part(path, e, "scale", payload, rows, ("f2", "f4")).astype(np.float32)
+    start = min((p[0] for p in e["parts"].values()), default=0)
+    end = max((p[0] + p[1] * np.dtype(p[2]).itemsize for p in e["parts"].values()), default=0)
+    nbytes = int(end - start)
+    if enc == "dense":
+        values = _part(path, e, "values", payload, n, vcode)
+        return Tensor(name, shape, enc, values, None, scale, nbytes)
+    nnz = e["nnz"]
+    if not isinstance(nnz, int) or not 0 <= nnz <= n:
+        raise _bad(path, f"tensor {name!r}: bad non-zero count {nnz!r}")
+    values = _part(path, e, "values", payload, nnz, vcode)
+    if enc == "csr":
+        indptr = _part(path, e, "indptr", payload, rows + 1, ("u1", "u2", "u4")).astype(np.int64)
+        indices = _part(path, e, "indices", payload, nnz, ("u1", "u2", "u4")).astype(np.int64)
+        if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0) or np.any(indices >= cols):
+            raise _bad(path, f"tensor {name!r}: inconsistent CSR indices")
+        positions = np.repeat(np.arange(rows, dtype=np.int64) * cols, np.diff(indptr)) + indices
+        if nnz > 1 and np.any(np.diff(positions) <= 0):
+            raise _bad(path, f"tensor {name!r}: CSR columns not sorted")
+    elif enc == "bitmask":
+        mask = _part(path, e, "mask", payload, (n + 7) // 8, ("u1",))
+        positions = np.flatnonzero(np.unpackbits(mask, count=n, bitorder="little"))
+        if positions.size != nnz:
+            raise _bad(path, f"tensor {name!r}: bitmask holds {positions.size} entries, expected {nnz}")
+    elif enc == "rice":
+        k, total = e["k"], e["quot_bits"]
+        if not (isinstance(k, int) and 0 <= k < 32 and isinstance(total, int) and nnz <= total):
+            raise _bad(path, f"tensor {name!r}: bad Rice parameters")
+        quot = _part(path, e, "quot", payload, (total + 7) // 8, ("u1",))
+        rem = _part(path, e, "rem", payload, (nnz * k + 7) // 8, ("u1",))
+        ubits = np.unpackbits(quot, count=total, bitorder="little")
+        ends = np.flatnonzero(ubits == 0)
+        if ends.size != nnz:
+            raise _bad(path, f"tensor {name!r}: Rice stream holds {ends.size} gaps, expected {nnz}")
+        q = np.diff(ends, prepend=-1) - 1
+        gaps = q.astype(np.int64) << k
+        if k:
+            rbits = np.unpackbits(rem, count=nnz * k, bitorder="little").reshape(nnz, k).astype(np.int64)
+            gaps |= rbits @ (1 << np.arange(k - 1, -1, -1, dtype=np.int64))
+        positions = np.cumsum(gaps + 1) - 1
+        if nnz and positions[-1] >= n:
+            raise _bad(path, f"tensor {name!r}: Rice positions run past the tensor")
+    else:
+        raise _bad(path, f"tensor {name!r}: unknown encoding {enc!r}")
+    return Tensor(name, shape, enc, values, positions.astype(np.int64), scale, nbytes)
