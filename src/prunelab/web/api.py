@@ -258,16 +258,19 @@ def build_router(state: WebState) -> APIRouter:
 
         opts = body.model_dump(exclude={"name"})
         config = TrainConfig.from_dict(opts)
+        from prunelab.data.datasets import limit_train
+
         create_spec(config.arch, hidden=config.hidden, channels=config.channels)  # checks sizes now
         if config.dataset != "mnist" and not config.dataset.startswith("idx:"):
             raise UserError(f"unknown dataset {config.dataset!r}; use 'mnist' or 'idx:DIR'")
+        dataset = state.dataset(config.dataset)  # a missing IDX folder fails here, not in the queue
+        limit_train(dataset, config.train_limit, config.val_fraction, config.seed)  # checks --train-limit
         name = state.store.check_new_name(body.name) if body.name is not None else None
 
         def work(cb: Callback) -> dict[str, Any]:
             from prunelab.train import train
 
-            res = train(config, store=state.store, name=name, callback=cb,
-                        dataset=state.dataset(config.dataset))
+            res = train(config, store=state.store, name=name, callback=cb, dataset=dataset)
             return {"model": res.model.id, "name": res.model.name, "test_accuracy": res.test.accuracy,
                     "seconds": res.seconds}
 
