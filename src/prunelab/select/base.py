@@ -175,7 +175,7 @@ class BaseSelector:
         picked = []
         for s, q in enumerate(quotas):
             idx = order[starts[s] : starts[s + 1]]
-            if len(idx) == 0:
+            if len(idx) == 0 or q == 0:
                 continue
             chosen, vals = self._pick(ctx, idx, int(q))
             values[idx] = vals

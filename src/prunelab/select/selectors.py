@@ -83,6 +83,53 @@ def self_neighbors(Z: np.ndarray, k: int, ref: np.ndarray | None = None) -> np.n
     return nb[keep].reshape(len(Z), k)
 
 
+def pair_median(Z: np.ndarray, rng: np.random.Generator, pairs: int = 4000) -> float:
+    """Median distance between random pairs of distinct rows (the data's scale)."""
+    a, b = rng.integers(0, len(Z), size=(2, pairs))
+    ok = a != b
+    if not ok.any():
+        return 0.0
+    return float(np.median(np.linalg.norm(Z[a[ok]] - Z[b[ok]], axis=1)))
+
+
+def near_groups(Z: np.ndarray, radius: float, k: int = 10) -> np.ndarray:
+    """Group id per row: connected components of the k-NN graph restricted to edges shorter than
+    `radius` (near duplicates, e.g. repeated runs of one workload). Sparse: n x k edges at most."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(Z)
+    k = min(k, n - 1)
+    if k < 1 or radius <= 0:
+        return np.arange(n)
+    dist, nb = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z)
+    close = dist <= radius
+    rows = np.repeat(np.arange(n), k + 1)[close.ravel()]
+    graph = csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, nb.ravel()[close.ravel()])), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def allocate_balanced(sizes: np.ndarray, total: int) -> np.ndarray:
+    """Water-filling: every group gets min(size, level), the level as high as the total allows;
+    the leftover units go one each to the largest groups still above the level."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if total >= int(sizes.sum()):
+        return sizes.copy()
+    lo, hi = 0, int(sizes.max())
+    while lo < hi:  # largest level whose fill fits in total
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(sizes, mid).sum()) <= total:
+            lo = mid
+        else:
+            hi = mid - 1
+    quota = np.minimum(sizes, lo)
+    left = total - int(quota.sum())
+    room = np.flatnonzero(sizes > quota)
+    quota[room[np.argsort(-sizes[room], kind="stable")[:left]]] += 1
+    return quota
+
+
 def label_codes(y: np.ndarray) -> np.ndarray:
     return np.unique(y, return_inverse=True)[1].astype(np.int64).ravel()
 
@@ -362,8 +409,11 @@ class CondenseSelector(BaseSelector):
        is inconsistent and ranked last.
     2. Condense (Hart, in batches): starting from one sample per stratum, add samples the current
        1-NN set gets wrong until it gets every consistent sample right; these rank first.
-    3. The rest of the budget goes to the most consistent samples. Unlabelled data has nothing to
-       edit or condense: falls back to k-center diversity (noted in the report).
+    3. Budgets inside a stratum are balanced over groups of near duplicates (k-NN graph edges
+       shorter than `radius` x the median pair distance; e.g. repeated runs of one workload):
+       every group keeps min(size, level) samples, so rare groups are not lost to frequent ones;
+       inside a group the condensed set comes first, then the most consistent samples.
+    Unlabelled data has nothing to edit or condense: falls back to k-center diversity (noted).
     """
 
     name = "condense"
@@ -371,12 +421,14 @@ class CondenseSelector(BaseSelector):
 
     def __init__(self, keep: float | None = 0.3, *, keep_count: int | None = None, min_keep: int = 20,
                  task: str = "auto", random_state: int = 0, trace_memory: bool = True,
-                 n_neighbors: int = 3, tolerance: float = 0.5, max_rounds: int = 30) -> None:
+                 n_neighbors: int = 3, tolerance: float = 0.5, max_rounds: int = 30,
+                 radius: float = 0.1) -> None:
         super().__init__(keep, keep_count=keep_count, min_keep=min_keep, task=task, random_state=random_state,
                          trace_memory=trace_memory)
         self.n_neighbors = n_neighbors
         self.tolerance = tolerance
         self.max_rounds = max_rounds
+        self.radius = radius
 
     def _prepare(self, ctx: Context) -> None:
         self.fallback_: DiversitySelector | None = None
@@ -409,6 +461,7 @@ class CondenseSelector(BaseSelector):
         score[in_set] = 2.0 + 1.0 / (1.0 + rounds[in_set])
         # random tie-break among equal scores
         self.condense_score_ = score + 1e-6 * ctx.rng.random(n)
+        self.groups_ = near_groups(ctx.Z, self.radius * pair_median(ctx.Z, ctx.rng))
         self.edited_ = int(noisy.sum())
         self.condensed_ = int(in_set.sum())
         ctx.notes.append(f"condense: edited out {self.edited_} inconsistent samples, "
@@ -451,7 +504,20 @@ class CondenseSelector(BaseSelector):
 
     def _pick(self, ctx: Context, idx: np.ndarray, quota: int) -> tuple[np.ndarray, np.ndarray]:
         key = self.condense_score_[idx]
-        return top_k(idx, key, quota), key
+        clean = key >= 1.0  # edited-out samples only fill what the consistent ones cannot
+        cidx, ckey = idx[clean], key[clean]
+        take = min(quota, len(cidx))
+        groups = np.unique(self.groups_[cidx], return_inverse=True)[1].ravel()
+        quotas = allocate_balanced(np.bincount(groups), take) if take else np.zeros(0, dtype=np.int64)
+        if take and int(quotas.max()) <= 1 and take < len(quotas):
+            chosen = [top_k(cidx, ckey, take)]  # singletons only: best scores win
+        else:
+            order, starts = grouped(groups, -ckey)
+            chosen = [cidx[order[starts[g] : starts[g] + int(quotas[g])]] for g in range(len(quotas))]
+        if quota > take:
+            chosen.append(top_k(idx[~clean], key[~clean], quota - take))
+        return np.concatenate(chosen), key
 
     def _decisions(self) -> dict[str, Any]:
-        return {"edited": getattr(self, "edited_", None), "condensed": getattr(self, "condensed_", None)}
+        return {"edited": getattr(self, "edited_", None), "condensed": getattr(self, "condensed_", None),
+                "groups": int(len(np.unique(self.groups_))) if hasattr(self, "groups_") else None}
