@@ -410,7 +410,10 @@ def _parse(path: str, header: dict[str, Any], payload: memoryview, size: int) ->
         raise _bad(path, "not a prunelab-sparse header")
     precision = header["precision"]
     check_precision(precision)
-    spec = ModelSpec.from_dict(header["spec"])
+    try:
+        spec = ModelSpec.from_dict(header["spec"])
+    except UserError as exc:
+        raise _bad(path, f"bad model spec: {exc}") from None
     if spec.num_params() > MAX_PARAMS:
         raise _bad(path, f"spec claims {spec.num_params()} parameters, more than {MAX_PARAMS}")
     expected = dict(param_names(spec))

@@ -358,8 +358,8 @@ class Runtime:
             x = x.astype(np.float32, copy=False)
         else:
             raise UserError(f"input must be uint8 (0-255) or float (0-1), got {x.dtype}")
-        if x.shape == shape or (x.ndim == 1 and x.size == size):
-            x = x.reshape(1, *shape)
+        if x.size == size and (x.ndim == 1 or int(np.prod(x.shape[1:])) != size):
+            x = x.reshape(1, *shape)  # one sample without a batch axis, e.g. (28, 28)
         if x.ndim < 2 or int(np.prod(x.shape[1:])) != size:
             alt = f", (n, {shape[1]}, {shape[2]})" if len(shape) == 3 and shape[0] == 1 else ""
             raise UserError(f"input has shape {tuple(x.shape)}; this model takes (n, "

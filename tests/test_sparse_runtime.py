@@ -1,0 +1,215 @@
+"""The numpy/scipy runtime against PyTorch: same logits for every layer kind,
+both kernels, chunked batches and threads; kernel choice; fidelity of a
+trained, pruned LeNet-300-100 in fp32/fp16/int8. Speed is never asserted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import prunelab
+from prunelab.errors import UserError
+from prunelab.models.model import Model
+from prunelab.models.presets import cnn_spec, create_spec, mlp_spec
+from prunelab.models.spec import Layer, ModelSpec
+from prunelab.sparse import load, runtime
+from prunelab.sparse.export import export
+from prunelab.sparse.runtime import THRESHOLDS, choose_kernel, density_threshold
+from prunelab.train import to_input
+
+
+def random_model(spec: ModelSpec, density: float, seed: int = 0) -> Model:
+    """A model with torch's initialisation and about `density` of each weight kept."""
+    torch.manual_seed(seed)
+    module = prunelab.models.build(spec)
+    rng = np.random.default_rng(seed)
+    weights = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+    for name in weights:
+        if name.endswith(".weight"):
+            weights[name][rng.random(weights[name].shape) >= density] = 0.0
+    return Model(spec, weights)
+
+
+def torch_logits(model: Model, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.to_torch().eval()(torch.from_numpy(x)).numpy()
+
+
+ODD_CNN = ModelSpec(
+    input_shape=(2, 11, 9), classes=4, arch="custom",
+    layers=(
+        Layer("relu", "r0"),
+        Layer("conv2d", "c1", {"in_channels": 2, "out_channels": 5, "kernel_size": 3, "stride": 2,
+                               "padding": 1, "bias": True}),
+        Layer("maxpool2d", "p1", {"kernel_size": 3, "stride": 1}),
+        Layer("conv2d", "c2", {"in_channels": 5, "out_channels": 3, "kernel_size": 2, "stride": 1,
+                               "padding": 0, "bias": False}),
+        Layer("relu", "r2"),
+        Layer("flatten", "f"),
+        Layer("linear", "fc", {"in_features": 3 * 3 * 2, "out_features": 4, "bias": False}),
+    ),
+)
+
+SPECS = {
+    "lenet-300-100": create_spec("lenet-300-100"),
+    "lenet-5": create_spec("lenet-5"),
+    "cnn-same": cnn_spec((4, 6), (12,), kernel_size=5, padding=2, input_shape=(1, 12, 12), classes=3),
+    "odd-cnn": ODD_CNN,
+}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("kernel", ["dense", "csr", "auto"])
+def test_runtime_matches_torch(tmp_path: Path, name: str, kernel: str) -> None:
+    spec = SPECS[name]
+    model = random_model(spec, density=0.3, seed=len(name))
+    path = tmp_path / "m.plsa"
+    export(model, path)
+    rt = load(path, kernel=kernel)
+    rng = np.random.default_rng(1)
+    for n in (1, 3, 7):
+        x = rng.random((n, *spec.input_shape), dtype=np.float32)
+        x_before = x.copy()
+        got = rt.logits(x)
+        np.testing.assert_allclose(got, torch_logits(model, x), rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(x, x_before)  # the caller's array is never written to
+    # chunked batches give the same answer as one chunk
+    x = rng.random((10, *spec.input_shape), dtype=np.float32)
+    whole = rt.logits(x)
+    rt.chunk = 3
+    np.testing.assert_allclose(rt.logits(x), whole, rtol=1e-6, atol=1e-6)
+
+
+def test_threads_split_rows_without_changing_results(tmp_path: Path) -> None:
+    model = random_model(create_spec("lenet-300-100"), density=0.5, seed=3)
+    path = tmp_path / "m.plsa"
+    export(model, path)
+    x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+    one = load(path, kernel="csr", threads=1).logits(x)
+    rt2 = load(path, kernel="csr", threads=2)
+    np.testing.assert_allclose(rt2.logits(x), one, rtol=1e-5, atol=1e-6)
+    assert rt2.weighted()[0]._blocks is not None and len(rt2.weighted()[0]._blocks) == 2
+
+
+def test_input_layouts_and_dtypes(tmp_path: Path) -> None:
+    model = random_model(create_spec("lenet-5"), density=0.2)
+    path = tmp_path / "m.plsa"
+    export(model, path)
+    rt = load(path)
+    imgs = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    ref = rt.predict_proba(imgs.astype(np.float32)[:, None] / 255)
+    for x in (imgs, imgs.reshape(4, 784), imgs[:, None], imgs.astype(np.float64) / 255):
+        np.testing.assert_allclose(rt.predict_proba(x), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ref.sum(axis=1), 1.0, rtol=1e-5)
+    assert rt.predict(imgs).dtype == np.int64 and rt.predict(imgs).shape == (4,)
+    assert rt.predict(imgs[0]).shape == (1,)  # one image without a batch axis
+    with pytest.raises(UserError, match="takes"):
+        rt.predict(np.zeros((2, 27, 28), np.uint8))
+    with pytest.raises(UserError, match="uint8"):
+        rt.predict(np.zeros((2, 28, 28), np.int32))
+
+
+def test_kernel_choice_logic(tmp_path: Path) -> None:
+    # thresholds are steps over the matmul width; below a threshold CSR, at or above dense
+    for max_m, threshold in THRESHOLDS:
+        m = 1 if max_m == 1 else int(min(max_m, 10**6))
+        assert density_threshold(m) == threshold
+        assert choose_kernel(threshold - 1e-3, m) == "csr"
+        assert choose_kernel(threshold, m) == "dense"
+    assert choose_kernel(0.0, 10**6) == "csr" and choose_kernel(1.0, 1) == "dense"
+
+    spec = mlp_spec((200,), input_shape=(1, 20, 20), classes=10)
+    model = random_model(spec, density=1.0)
+    model.weights["fc1.weight"][np.random.default_rng(0).random((200, 400)) > 0.02] = 0.0  # ~2% kept
+    path = tmp_path / "m.plsa"
+    export(model, path)
+    rt = load(path)
+    assert rt.kernels(1) == {"fc1": "csr", "fc2": "dense"}
+    assert rt.kernels(256) == {"fc1": "csr", "fc2": "dense"}
+    assert load(path, kernel="dense").kernels(256) == {"fc1": "dense", "fc2": "dense"}
+    assert load(path, kernel="csr").kernels(1) == {"fc1": "csr", "fc2": "csr"}
+    # calibration times both kernels per layer and keeps one for small and one for wide batches
+    cal = load(path, kernel="calibrate")
+    table = {op.layer.name: op.calibrated for op in cal.weighted()}
+    assert set(table) == {"fc1", "fc2"}
+    for choice in table.values():
+        assert set(choice) == {"small", "wide"} and set(choice.values()) <= {"dense", "csr"}
+    assert cal.kernels(1) == {k: v["small"] for k, v in table.items()}
+    assert cal.kernels(300) == {k: v["wide"] for k, v in table.items()}
+    with pytest.raises(UserError, match="kernel"):
+        load(path, kernel="gpu")
+    with pytest.raises(UserError, match="threads"):
+        load(path, threads=0)
+
+
+def test_runtime_describes_itself(tmp_path: Path) -> None:
+    model = random_model(create_spec("lenet-300-100"), density=0.05)
+    path = tmp_path / "m.plsa"
+    export(model, path, precision="int8")
+    rt = load(path)
+    assert "int8" in repr(rt) and "lenet-300-100" in repr(rt)
+    rows = rt.describe()
+    assert [r["layer"] for r in rows] == ["fc1", "fc2", "fc3"]
+    assert all(0 < r["density"] < 0.1 and r["encoding"] == "rice" for r in rows[:2])
+    kept = sum(int(np.count_nonzero(model.weights[n])) for n in model.weight_names())
+    # int8 rounds weights below half a quantisation step to zero (random pruning keeps some)
+    assert 0.95 * kept <= rt.nnz() <= kept
+    export(model, path, precision="fp32")
+    assert load(path).nnz() == kept
+
+
+@pytest.fixture(scope="module")
+def pruned_mlp(mnist_small) -> Model:
+    """LeNet-300-100 trained 1 epoch on 3,000 real MNIST images, then the 90%
+    smallest weights of each layer zeroed: a real sparse model."""
+    result = prunelab.train(arch="lenet-300-100", epochs=1, dataset=mnist_small, threads=1)
+    weights = dict(result.model.weights)
+    for name in result.model.weight_names():
+        w = weights[name]
+        weights[name] = np.where(np.abs(w) > np.quantile(np.abs(w), 0.9), w, 0).astype(np.float32)
+    return Model(result.model.spec, weights)
+
+
+def test_fp32_artifact_agrees_with_torch_on_real_mnist(tmp_path: Path, pruned_mlp: Model, mnist_small) -> None:
+    x = mnist_small.x_test
+    ref = torch_logits(pruned_mlp, to_input(x).numpy())
+    accs = {}
+    for precision in ("fp32", "fp16", "int8"):
+        path = tmp_path / f"{precision}.plsa"
+        res = export(pruned_mlp, path, precision=precision)
+        assert res.bytes < res.dense_bytes / 8
+        pred = load(path).predict(x)  # uint8 input, as stored in MNIST
+        accs[precision] = float((pred == mnist_small.y_test).mean())
+        if precision == "fp32":
+            np.testing.assert_array_equal(pred, ref.argmax(axis=1))
+    torch_acc = float((ref.argmax(axis=1) == mnist_small.y_test).mean())
+    assert accs["fp32"] == torch_acc
+    # reduced precision: within a point of fp32 on 1,000 images (the benchmark holds the 0.1 pp bar)
+    assert abs(accs["fp16"] - torch_acc) <= 0.01 and abs(accs["int8"] - torch_acc) <= 0.01
+
+
+def test_export_applies_masks_and_reads_from_the_store(tmp_path: Path, pruned_mlp: Model) -> None:
+    from prunelab.store import Store
+
+    dense = Model(pruned_mlp.spec, {k: v + (v == 0) * 0.5 for k, v in pruned_mlp.weights.items()},
+                  masks={k: pruned_mlp.weights[k] != 0 for k in pruned_mlp.weight_names()})
+    store = Store()
+    stored = store.save(dense)
+    res = export(stored.id, tmp_path / "s.plsa", store=store)
+    assert res.model_id == stored.id
+    art = prunelab.sparse.read_artifact(res.path)
+    for name in pruned_mlp.weight_names():
+        np.testing.assert_array_equal(art.tensors[name].to_dense(), pruned_mlp.weights[name])
+    assert art.meta["model_id"] == stored.id
+    with pytest.raises(UserError, match="precision"):
+        export(stored.id, tmp_path / "x.plsa", precision="int4", store=store)
+    with pytest.raises(UserError, match="folder"):
+        export(stored.id, tmp_path, store=store)
+
+
+def test_runtime_module_has_no_torch_import() -> None:
+    src = Path(runtime.__file__).read_text()
+    assert "import torch" not in src
