@@ -266,6 +266,10 @@ def test_prune_job_makes_a_child_in_the_lineage(client: httpx.Client, trained: d
     assert child_row["compression"] > 5
     assert child_row["effective_flops"] < 0.2 * child_row["flops"]
     assert child_row["flops"] == base_row["flops"] == 784 * 300 + 300 * 100 + 100 * 10
+    measured = client.get(f"/api/compare?models={child['id']}&measure=true").json()["rows"][0]
+    assert 0 < measured["artifact_bytes"] < 0.5 * measured["dense_bytes"]
+    assert measured["compression_ratio"] > 2 and measured["latency_us_b1"] > 0
+    assert measured["torch_latency_us_b256"] > 0
     every = client.get("/api/compare").json()["rows"]
     assert len(every) == len(client.get("/api/models").json()["models"])
 

@@ -211,21 +211,19 @@ def build_router(state: WebState) -> APIRouter:
 
     # --- compare ---------------------------------------------------------------
     @api.get("/compare")
-    def compare(models: str = Query("", description="comma-separated ids or names; empty = all")) -> dict[str, Any]:
+    def compare(models: str = Query("", description="comma-separated ids or names; empty = all"),
+                measure: bool = Query(False, description="also export each model and time it (slower)"),
+                ) -> dict[str, Any]:
         refs = [m for m in (s.strip() for s in models.split(",")) if m]
         recs = [record(state, r) for r in refs] if refs else state.store.list()
         if len(recs) > 50:
             raise HTTPException(400, "compare at most 50 models at once")
-        rows = []
-        for rec in recs:
-            row = summary(state, rec)
-            spec_flops = _flops(rec)
-            row["flops"] = spec_flops
-            row["effective_flops"] = _effective_flops(state, rec)
-            rows.append(row)
-        rows = _add_sparse_measurements(state, rows)
-        return {"rows": rows, "note": "MNIST is a teaching benchmark: results on it are not evidence "
-                "about large models or harder data."}
+        if measure and len(recs) > MAX_COMPARE:
+            raise HTTPException(400, f"measure at most {MAX_COMPARE} models at once; select fewer")
+        rows = [_compare_row(state, rec, measure) for rec in recs]
+        return {"rows": rows, "measured": measure,
+                "note": "MNIST is a teaching benchmark: results on it are not evidence about large models "
+                        "or harder data."}
 
     # --- jobs ------------------------------------------------------------------
     @api.get("/jobs")
@@ -319,32 +317,29 @@ def _predict(state: WebState, data: bytes, models: str) -> dict[str, Any]:
     return {"input": digit.tolist(), "predictions": results}
 
 
-def _flops(rec: dict[str, Any]) -> int:
+def _compare_row(state: WebState, rec: dict[str, Any], measure: bool) -> dict[str, Any]:
+    """A models-table row plus FLOPs; with `measure`, artifact bytes and latencies from
+    `prunelab.sparse.compare` (measured once per model and server, 1 thread)."""
     from prunelab.models.spec import ModelSpec
+    from prunelab.sparse.compare import compare_model, flops_nonzero
 
-    return ModelSpec.from_dict(rec["spec"]).flops()
-
-
-def _effective_flops(state: WebState, rec: dict[str, Any]) -> int:
-    """Multiply-accumulates that touch a non-zero weight (what a sparse kernel must do)."""
-    from prunelab.models.spec import ModelSpec
-
-    if rec["sparsity"] == 0:
-        return _flops(rec)
+    row = summary(state, rec)
     spec = ModelSpec.from_dict(rec["spec"])
-    model = state.load(rec["id"])
-    total = 0
-    for layer, out in zip(spec.layers, spec.output_shapes(), strict=True):
-        if layer.kind == "linear":
-            total += int(np.count_nonzero(model.weights[f"{layer.name}.weight"]))
-        elif layer.kind == "conv2d":
-            total += int(np.count_nonzero(model.weights[f"{layer.name}.weight"])) * out[1] * out[2]
-    return total
-
-
-def _add_sparse_measurements(state: WebState, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Artifact bytes and latency from `prunelab.sparse` when that package is installed."""
-    return rows
+    row["flops"] = spec.flops()
+    if rec["sparsity"] == 0 and rec["nonzero"] == rec["params"]:
+        row["effective_flops"] = row["flops"]
+    else:
+        row["effective_flops"] = flops_nonzero(spec, state.load(rec["id"]).weights)
+    if measure:
+        measured = state.measurements.get(rec["id"])
+        if measured is None:
+            measured = compare_model(state.load(rec["id"]), threads=1, budget_s=0.15).to_dict()
+            state.measurements.put(rec["id"], measured)
+        for key in ("artifact_bytes", "dense_gzip_bytes", "compression_ratio", "latency_us_b1",
+                    "latency_us_b256", "torch_latency_us_b1", "torch_latency_us_b256", "speedup_b1",
+                    "speedup_b256"):
+            row[key] = measured.get(key)
+    return row
 
 
 def _submit_prune(state: WebState, body: PruneRequest) -> Job:

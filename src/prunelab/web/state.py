@@ -54,6 +54,7 @@ class WebState:
         self._data_lock = threading.Lock()
         self._modules = _Lru(16)
         self._test_preds = _Lru(8)
+        self.measurements = _Lru(64)  # model id -> sparse.compare row (bytes, latency)
 
     def __repr__(self) -> str:
         return f"WebState(store={self.store!r}, jobs={self.jobs!r})"
