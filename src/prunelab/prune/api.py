@@ -312,7 +312,7 @@ def _magnitude(parent: Model, sparsity: float, scope: str, schedule: str, ignore
     cb(Event("info", phase="prune", message=f"pruned to {M.mask_sparsity(final):.4f}: accuracy before "
              f"fine-tune {acc_before:.4f}", extra={"accuracy_before_finetune": acc_before}))
     history: list[dict[str, Any]] = []
-    if schedule == "oneshot":
+    if schedule == "oneshot" or (schedule == "gradual" and not rec.epochs):
         if rec.epochs:
             history = _history_rows(_finetune(module, tmasks, rec, x, y, x_test, y_test, teacher, seed, cb),
                                     M.mask_sparsity(final))
@@ -335,14 +335,19 @@ def _magnitude(parent: Model, sparsity: float, scope: str, schedule: str, ignore
             # fixed layers and the overall target rise together along the schedule
             frac = 1.0 if sparsity == start else (s_t - start) / (sparsity - start)
             fixed_t = {k: max(v * frac, float((~cur_masks[k]).mean())) for k, v in fixed.items()}
-            new = (final if s_t >= sparsity else
-                   compute_masks(current, s_t, scope, ignored, fixed_t, cur_masks))
+            new = compute_masks(current, s_t, scope, ignored, fixed_t, cur_masks)
             for k in names:
                 live[k].copy_(torch.from_numpy(new[k].astype(np.float32)))
 
         epochs = rec.epochs or 1
         raw = _finetune(module, live, rec, x, y, x_test, y_test, teacher, seed, cb, epochs=epochs,
                         before_step=before_step)
+        if last[0] < sparsity:  # too few steps to finish the schedule: the last update now
+            cur_masks = {k: live[k].numpy().astype(bool) for k in names}
+            current = {k: params[k].detach().numpy() for k in names}
+            new = compute_masks(current, sparsity, scope, ignored, fixed, cur_masks)
+            live.update(_torch_masks(new))
+            apply_masks(module, live)
         final = {k: live[k].numpy().astype(bool) for k in names}
         history = _history_rows(raw, M.mask_sparsity(final))
         for i, row in enumerate(history):  # sparsity reached at the end of each epoch
@@ -353,8 +358,8 @@ def _magnitude(parent: Model, sparsity: float, scope: str, schedule: str, ignore
     child_weights = dict(parent.weights)
     child_weights.update(get_weights(module))
     child_masks = {n: m.astype(bool) for n, m in final.items() if not m.all() or (old and n in old)}
-    for key, m in child_masks.items():  # exact zeros, whatever the optimiser did
-        child_weights[key] = np.where(m, child_weights[key], np.float32(0.0)).astype(np.float32)
+    # no clean-up here: `fit` keeps masked weights (and their optimiser state) at
+    # exactly zero after every step, and the tests check the stored weights
     child = Model(spec=parent.spec, weights=child_weights, masks=child_masks)
     per_layer = M.per_layer_sparsity(final)
     return child, M.mask_sparsity(final), per_layer, acc_before, history
@@ -423,8 +428,5 @@ def _structured(parent: Model, sparsity: float, scope: str, ignored: list[str], 
     if rec.epochs:
         history = _history_rows(_finetune(module, tmasks, rec, x, y, x_test, y_test, teacher, seed, cb),
                                 removed["fraction"])
-    tuned = get_weights(module)
-    for key, m in child.masks.items():
-        tuned[key] = np.where(m, tuned[key], np.float32(0.0)).astype(np.float32)
-    out = Model(spec=child.spec, weights=tuned, masks=child.masks)
+    out = Model(spec=child.spec, weights=get_weights(module), masks=child.masks)
     return out, removed["fraction"], removed["layers"], acc_before, history

@@ -101,8 +101,8 @@ def layer_magnitude_masks(
 
     weights: name -> array (any shape). ignore: names left dense (all True).
     layer_sparsity: name -> sparsity overriding `sparsity` for that tensor.
-    masks: existing masks; their pruned entries stay pruned (a target below a
-    tensor's current sparsity is an error, it would revive weights).
+    masks: existing masks; their pruned entries stay pruned (a tensor already
+    sparser than its target keeps its current mask).
     Returns name -> bool mask for every name in `weights`.
     """
     sparsity = check_sparsity(sparsity)
@@ -115,10 +115,12 @@ def layer_magnitude_masks(
         if name in ignored:
             out[name] = old.copy() if old is not None else np.ones(w.shape, dtype=bool)
             continue
-        s = fixed.get(name, sparsity)
-        if old is not None and prune_count(s, w.size) < int((~old).sum()):
-            raise UserError(f"{name} is already {(~old).mean():.2%} sparse; ask for a sparsity of at least that")
-        out[name] = magnitude_mask(w, s, old)
+        k = prune_count(fixed.get(name, sparsity), w.size)
+        if old is not None:
+            k = max(k, int((~old).sum()))  # never revive: a sparser tensor stays as sparse
+        keep = np.ones(w.size, dtype=bool)
+        keep[lowest_k(scores(w, old), k)] = False
+        out[name] = keep.reshape(w.shape)
     return out
 
 

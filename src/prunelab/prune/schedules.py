@@ -49,7 +49,7 @@ def gradual_plan(total_steps: int, s_i: float, s_f: float, prune_fraction: float
                  updates: int = 20) -> tuple[int, int, int]:
     """(t0, n, dt) spreading `updates` pruning steps over the first
     `prune_fraction` of `total_steps`, leaving the rest to recover at s_f."""
-    span = max(1, int(total_steps * prune_fraction))
+    span = max(1, min(total_steps - 1, int(total_steps * prune_fraction)))
     n = max(1, min(updates, span))
     dt = max(1, span // n)
     return 0, n, dt
