@@ -186,10 +186,14 @@
       catch (err) { toast(err.message, true); }
     });
   };
-  /* x axis: epochs (fractional within an epoch); one series per phase */
+  /* x axis: epochs (fractional within an epoch); one series per phase. Pruning jobs also
+     show the accuracy right after pruning (x = 0), the test accuracy after each fine-tune
+     epoch, and the parent's accuracy as a dashed reference line. */
   JobsPanel.prototype.drawCurves = function () {
     const phases = {};
+    let before = null;
     for (const ev of this.events) {
+      if (ev.kind === "info" && ev.extra && ev.extra.accuracy_before_finetune !== undefined) before = ev.extra.accuracy_before_finetune;
       if (ev.kind !== "batch" && ev.kind !== "epoch") continue;
       if (ev.loss === undefined) continue;
       const p = (phases[ev.phase] = phases[ev.phase] || { loss: [], acc: [], val: [] });
@@ -201,15 +205,29 @@
       }
       if (ev.val_accuracy !== undefined) p.val.push([x, ev.val_accuracy]);
     }
+    const prune = this.kind === "prune";
     const names = Object.keys(phases);
-    const lossSeries = names.map((n, i) => ({ name: n, points: phases[n].loss, color: Charts.COLORS[i] }));
-    const accSeries = names.map((n, i) => ({ name: n + " (train)", points: phases[n].acc, color: Charts.COLORS[i] }));
-    names.forEach((n, i) => { if (phases[n].val.length) accSeries.push({ name: n + " (val)", points: phases[n].val, color: Charts.COLORS[i], dash: true, dots: true }); });
-    const test = this.job && this.job.result && this.job.result.test_accuracy;
+    const color = (i) => Charts.COLORS[i % Charts.COLORS.length];
+    const lossSeries = names.map((n, i) => ({ name: n, points: phases[n].loss, color: color(i) }));
+    const accSeries = names.map((n, i) => ({ name: n + " (train)", points: phases[n].acc, color: color(i) }));
+    names.forEach((n, i) => {
+      const start = prune && before !== null && i === 0 ? [[0, before]] : [];
+      if (phases[n].val.length || start.length) {
+        accSeries.push({ name: prune ? "test accuracy" : n + " (val)", points: start.concat(phases[n].val),
+          color: prune ? "#111827" : color(i), dash: !prune, dots: true });
+      }
+    });
+    if (prune && before !== null && !names.length) accSeries.push({ name: "right after pruning", points: [[0, before]], color: "#111827", dots: true });
+    const r = this.job && this.job.result;
     const maxX = Math.max(1, ...names.flatMap((n) => phases[n].loss.map((p) => p[0])));
-    if (test !== undefined && test !== null) accSeries.push({ name: "test", points: [[maxX, test]], color: "#111827", dots: true });
-    Charts.line(this.lossEl, lossSeries, { title: "Loss", xLabel: "epoch", yMin: 0, empty: "waiting for the first batches…", height: 220 });
-    Charts.line(this.accEl, accSeries, { title: "Accuracy", xLabel: "epoch", yMin: 0, yMax: 1, height: 220,
+    if (!prune && r && r.test_accuracy !== undefined) accSeries.push({ name: "test", points: [[maxX, r.test_accuracy]], color: "#111827", dots: true });
+    if (prune && r && r.parent_accuracy != null) accSeries.push({ name: "parent", points: [[0, r.parent_accuracy], [maxX, r.parent_accuracy]], color: "#98a2b3", dash: true });
+    const xMin = prune && before !== null ? 0 : undefined;
+    Charts.line(this.lossEl, lossSeries, { title: "Loss", xLabel: "epoch", yMin: 0, xMin, empty: "waiting for the first batches…", height: 220 });
+    // zoom in when every accuracy is high, in steps of 10 %, so small changes stay visible
+    const accs = accSeries.flatMap((s) => s.points.map((p) => p[1]));
+    const yMin = accs.length ? Math.max(0, Math.floor((Math.min(...accs) - 0.05) * 10) / 10) : 0;
+    Charts.line(this.accEl, accSeries, { title: "Accuracy", xLabel: "epoch", yMin, yMax: 1, height: 220, xMin,
       yFormat: (v) => Math.round(v * 100) + "%", empty: "waiting for the first batches…" });
     const legend = this.accEl.parentElement.querySelector(".legend");
     if (legend) legend.innerHTML = accSeries.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.name)}</span>`).join("");
