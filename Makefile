@@ -23,7 +23,10 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	  || (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium); }
 
-run: demo
+# Starts the explorer on http://127.0.0.1:8000/ (PORT=8001 make run to change it).
+PORT ?= 8000
+run: $(STAMP)
+	$(PY) -m prunelab.cli serve --port $(PORT)
 
 demo: $(STAMP)
 	$(PY) -m prunelab.demo
