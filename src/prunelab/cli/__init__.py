@@ -19,7 +19,8 @@ from prunelab.errors import UserError
 
 # Modules that add subcommands: each has `register(subparsers)`.
 COMMAND_MODULES = ["prunelab.cli.models", "prunelab.cli.serve", "prunelab.cli.prune",
-                   "prunelab.cli.export"]
+                   "prunelab.cli.export",
+                   "prunelab.cli.select"]
 
 
 class _Parser(argparse.ArgumentParser):

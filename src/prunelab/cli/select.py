@@ -1,0 +1,104 @@
+"""`select` and `validate`: training-data pruning and its scenario runner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from prunelab.cli import add_json_flag, emit
+from prunelab.errors import UserError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("select", help="keep the training samples that matter (.npz or .csv)")
+    p.add_argument("--input", required=True, metavar="FILE", help=".npz (X, y, timestamps, scores) or .csv")
+    p.add_argument("--target", action="append", default=[], metavar="COL",
+                   help="CSV label/target column (repeat for a multi-column regression target)")
+    p.add_argument("--timestamps", metavar="COL", help="CSV column with timestamps (recency)")
+    p.add_argument("--scores", metavar="COL", help="CSV column with quality scores (higher is better)")
+    p.add_argument("--keep", type=float, metavar="F", help="fraction to keep, in (0, 1]")
+    p.add_argument("--keep-count", type=int, metavar="N", help="exact number of samples to keep")
+    p.add_argument("--strategy", default="auto", metavar="NAME",
+                   help="auto (default) or random, cluster, importance, diversity, condense, prototype")
+    p.add_argument("--min-keep", type=int, default=20, metavar="N", help="never keep fewer (default 20)")
+    p.add_argument("--task", default="auto", help="auto, classification, regression or none")
+    p.add_argument("--seed", type=int, default=0, help="random_state")
+    p.add_argument("--out", metavar="FILE", help="write the kept rows (.npz, or .csv for CSV input)")
+    p.add_argument("--report", metavar="FILE", help="write the selection report as JSON")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_select)
+
+    p = sub.add_parser("validate", help="run the data-pruning scenario matrix and write a report")
+    p.add_argument("--suite", default="all", help="workloads, mnist or all (default)")
+    p.add_argument("--out", metavar="DIR", default="validate-report", help="report folder")
+    p.add_argument("--seeds", type=int, default=5, help="workloads seeds (default 5)")
+    p.add_argument("--quick", action="store_true", help="small sizes, <= 2 seeds, a tiny mnist run")
+    p.add_argument("--mnist-seeds", type=int, default=1)
+    p.add_argument("--mnist-epochs", type=int, help="epochs of the full-set MLP (default 5, quick 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for the mnist suite")
+    p.add_argument("--max-loss-pp", type=float, default=2.0, help="accuracy loss allowed (pp, default 2)")
+    p.add_argument("--min-auto-saving", type=float, default=0.30,
+                   help="memory auto must save on history stores (fraction, default 0.30)")
+    p.add_argument("--min-gain-pp", type=float, default=0.5, help="best over random at keep 30%% (pp)")
+    p.add_argument("--mnist-min-gain-pp", type=float, default=0.3)
+    p.add_argument("--mnist-max-loss-pp", type=float, default=0.3)
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_validate)
+
+
+def cmd_select(args: argparse.Namespace) -> None:
+    from prunelab.select import select
+    from prunelab.select.files import load, save
+    from prunelab.select.strategies import STRATEGIES
+
+    if args.strategy not in STRATEGIES:
+        raise UserError(f"unknown strategy {args.strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if args.keep is not None and args.keep_count is not None:
+        raise UserError("give --keep or --keep-count, not both")
+    if args.out is not None:
+        if not args.out.lower().endswith((".npz", ".csv")):
+            raise UserError(f"--out {args.out}: name it .npz (arrays) or .csv (CSV input only)")
+        if args.out.lower().endswith(".csv") and not args.input.lower().endswith(".csv"):
+            raise UserError("--out .csv needs a .csv input; write .npz for .npz input")
+    if args.report is not None and not args.report.lower().endswith(".json"):
+        raise UserError(f"--report {args.report}: the report is JSON; name it .json")
+    table = load(args.input, targets=args.target, timestamps=args.timestamps, scores=args.scores)
+    sel = select(table.X, table.y, keep=args.keep, keep_count=args.keep_count, strategy=args.strategy,
+                 min_keep=args.min_keep, timestamps=table.timestamps, scores=table.scores, task=args.task,
+                 random_state=args.seed)
+    rep = sel.report
+    result: dict[str, Any] = {
+        "kept_indices": sel.indices.tolist(), "original_count": rep.original_count, "kept_count": rep.kept_count,
+        "requested_count": rep.requested_count, "bytes_before": rep.bytes_before, "bytes_after": rep.bytes_after,
+        "seconds": rep.seconds, "strategy": rep.strategy, "report": rep.to_dict(),
+    }
+    if args.out:
+        result["out"] = str(save(table, sel.indices, args.out))
+    if args.report:
+        from prunelab.atomic import write_bytes_atomic
+
+        write_bytes_atomic(args.report, json.dumps(rep.to_dict(), indent=1, default=str).encode())
+        result["report_path"] = args.report
+    human = rep.summary() + (f"\nwrote {result['out']}" if args.out else "")
+    emit(args, result, human)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from prunelab.validate import Thresholds, validate
+
+    th = Thresholds(max_loss_pp=args.max_loss_pp, min_auto_saving=args.min_auto_saving,
+                    min_gain_pp=args.min_gain_pp, mnist_min_gain_pp=args.mnist_min_gain_pp,
+                    mnist_max_loss_pp=args.mnist_max_loss_pp)
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    res = validate(suite=args.suite, out=args.out, seeds=args.seeds, quick=args.quick, thresholds=th,
+                   mnist_seeds=args.mnist_seeds, mnist_epochs=args.mnist_epochs, threads=args.threads,
+                   progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    data = res.to_dict()
+    human = "\n".join([f"{'PASS' if c.passed else 'FAIL'} {c.name} [{c.scope}] {c.detail}" for c in res.checks]
+                      + [f"{res.passed} passed, {res.failed} failed; report in {args.out}"])
+    emit(args, data, human)
+    if res.failed:
+        raise SystemExit(1)
