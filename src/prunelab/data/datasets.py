@@ -114,6 +114,25 @@ def load_dataset(name: str = "mnist") -> Dataset:
     raise UserError(f"unknown dataset {name!r}; use 'mnist' or 'idx:DIR'")
 
 
+def confined_dataset(name: str, root: str | Path) -> str:
+    """Check a dataset name given over the network: `mnist`, or `idx:DIR` with DIR
+    inside `root` (relative names are taken from `root`). Returns the name to load.
+
+    The CLI trusts its user's paths; the web API must not let a request read
+    folders outside the data directory.
+    """
+    if name == "mnist":
+        return name
+    if not name.startswith("idx:") or not name[4:].strip():
+        raise UserError(f"unknown dataset {name!r}; use 'mnist' or 'idx:NAME' for a folder in {root}")
+    base = Path(root).resolve()
+    folder = (base / name[4:]).resolve()
+    if folder != base and base not in folder.parents:
+        raise UserError(f"dataset folder {name[4:]!r} is outside the data directory {base}; "
+                        "put IDX folders there and name them relative to it")
+    return f"idx:{folder}"
+
+
 def stratified_subset(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Sorted indices of `n` samples whose class mix matches `y` (largest remainder)."""
     if n >= len(y):
