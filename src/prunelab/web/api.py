@@ -260,11 +260,10 @@ def build_router(state: WebState) -> APIRouter:
 
         create_spec(config.arch, hidden=config.hidden, channels=config.channels)  # checks sizes now
         from prunelab.data.datasets import confined_dataset
-        from prunelab.home import home
 
-        # requests may only name IDX folders inside $PRUNELAB_HOME/datasets
+        # requests may only name IDX folders inside <store root>/datasets
         config = TrainConfig.from_dict({**config.to_dict(),
-                                        "dataset": confined_dataset(config.dataset, home() / "datasets")})
+                                        "dataset": confined_dataset(config.dataset, state.store.root / "datasets")})
         dataset = state.dataset(config.dataset)  # a missing IDX folder fails here, not in the queue
         limit_train(dataset, config.train_limit, config.val_fraction, config.seed)  # checks --train-limit
         name = state.store.check_new_name(body.name) if body.name is not None else None
