@@ -122,3 +122,64 @@ def test_two_cli_processes_write_one_store(prunelab_home):
     record("concurrency", what="2 CLI processes: train/show/rm loop", seconds=seconds,
            trained=sum(r["trained"] for r in results), removed=sum(r["removed"] for r in results),
            errors=len(errors), lost=0, orphans=0)
+
+
+def test_server_and_two_cli_processes_write_one_store(prunelab_home):
+    """The explorer (train jobs + deletes over HTTP) and two CLI processes on one store at once."""
+    import httpx
+
+    seconds = scale(12, 90)
+    server = subprocess.Popen([sys.executable, "-m", "prunelab.cli", "serve", "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split("at ", 1)[1].split()[0].rstrip("/")
+        workers = [subprocess.Popen([sys.executable, "-c", _WORKER, str(seconds)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        api_errors: list[str] = []
+        api_trained: list[str] = []
+        api_deleted = 0
+        deadline = time.time() + seconds
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while time.time() < deadline:
+                r = client.post("/api/jobs/train", json={"arch": "mlp", "hidden": [8], "epochs": 1,
+                                                         "train_limit": 300})
+                if r.status_code != 202:
+                    api_errors.append(r.text)
+                    continue
+                job_id = r.json()["id"]
+                while True:
+                    job = client.get(f"/api/jobs/{job_id}").json()
+                    if job["status"] in ("done", "failed", "cancelled"):
+                        break
+                    time.sleep(0.1)
+                if job["status"] != "done":
+                    api_errors.append(json.dumps(job)[:500])
+                    continue
+                model_id = job["result"]["model"]
+                if len(api_trained) % 2:
+                    d = client.delete(f"/api/models/{model_id}")
+                    if d.status_code != 200:
+                        api_errors.append(d.text)
+                    else:
+                        api_deleted += 1
+                else:
+                    api_trained.append(model_id)
+            results = []
+            for p in workers:
+                out, err = p.communicate(timeout=seconds + 300)
+                assert p.returncode == 0, err
+                results.append(json.loads(out.strip().splitlines()[-1]))
+            listed = sorted(m["id"] for m in client.get("/api/models").json()["models"])
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    cli_errors = [e for r in results for e in r["errors"]]
+    assert api_errors == [] and cli_errors == [], (api_errors, cli_errors)
+    expected = sorted([m for r in results for m in r["kept"]] + api_trained)
+    assert sorted(r["id"] for r in Store().list()) == expected == listed
+    assert sorted(p.stem for p in (prunelab_home / "models").glob("*.safetensors")) == expected
+    assert check_store().healthy
+    record("concurrency", what="server (HTTP train jobs + deletes) + 2 CLI processes", seconds=seconds,
+           trained=sum(r["trained"] for r in results) + len(api_trained) + api_deleted,
+           removed=sum(r["removed"] for r in results) + api_deleted, errors=0, lost=0, orphans=0)
