@@ -42,7 +42,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 
 reliability: $(STAMP) browser
-	$(PY) -m pytest -q -m reliability --timeout 1800
+	rm -f test-output/reliability.jsonl
+	PRUNELAB_RELIABILITY=full $(PY) -m pytest -q --timeout 3600 tests/test_reliability_store.py \
+	  tests/test_security.py $(wildcard tests/test_properties.py tests/test_fuzz_api.py tests/test_load.py)
+	$(PY) benchmarks/reliability_report.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
