@@ -92,6 +92,8 @@ def allocate(sizes: np.ndarray, total: int, lower: np.ndarray | int = 0,
     lo = np.minimum(np.broadcast_to(np.asarray(lower, dtype=np.int64), sizes.shape), sizes)
     if int(lo.sum()) > total:
         raise ValueError(f"floors need {int(lo.sum())} samples but the budget is {total}")
+    if total == 0:
+        return np.zeros_like(sizes)
     w = sizes.astype(np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
     w = np.where(sizes > 0, np.maximum(w, 0.0), 0.0)
     if w.sum() <= 0:

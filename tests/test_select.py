@@ -1,0 +1,244 @@
+"""Training-data selection: exact budgets, floors, every registered strategy, the sklearn contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import prunelab
+from prunelab.data.workloads import make_store
+from prunelab.errors import UserError
+from prunelab.select import (
+    ClusterSelector,
+    CondenseSelector,
+    Reservoir,
+    allocate,
+    apply_floors,
+    get_selector,
+    list_strategies,
+    requested_count,
+)
+
+STRATEGIES = list_strategies()
+
+
+def blobs(n: int = 600, d: int = 5, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, size=n)
+    centres = rng.normal(0, 4, size=(classes, d))
+    return (centres[y] + rng.normal(size=(n, d))).astype(np.float32), y
+
+
+# --- budget -----------------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=12), st.data())
+def test_allocate_is_exact_and_bounded(sizes: list[int], data: st.DataObject) -> None:
+    sizes_a = np.array(sizes)
+    lower = data.draw(st.integers(0, 2))
+    floor_need = int(np.minimum(sizes_a, lower).sum())
+    total = data.draw(st.integers(floor_need, int(sizes_a.sum())))
+    q = allocate(sizes_a, total, lower=lower)
+    assert q.sum() == total
+    assert (q <= sizes_a).all() and (q >= np.minimum(sizes_a, lower)).all()
+
+
+def test_allocate_largest_remainder() -> None:
+    # 10 * (5, 3, 2) / 10 exact; 7 of (5, 3, 2): ideal 3.5, 2.1, 1.4 -> floors 3, 2, 1, leftover to 3.5
+    assert allocate(np.array([5, 3, 2]), 7).tolist() == [4, 2, 1]
+    assert allocate(np.array([100, 1, 1]), 3, lower=1).tolist() == [1, 1, 1]
+
+
+def test_requested_count_and_floors() -> None:
+    assert requested_count(1000, keep=0.3) == 300
+    assert requested_count(7, keep=0.5) == 4  # half up
+    assert requested_count(10, keep_count=25) == 10
+    count, floors = apply_floors(5, 100, 20)
+    assert count == 20 and floors[0].name == "min_keep" and floors[0].before == 5
+    count, floors = apply_floors(3, 12, 20)
+    assert count == 12 and "fewer than min_keep" in floors[0].reason
+    count, floors = apply_floors(25, 1000, 1, n_classes=30)
+    assert count == 30 and floors[0].name == "classes"
+    assert apply_floors(300, 1000, 20, n_classes=3) == (300, [])
+
+
+# --- every strategy -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_exact_count_classification(strategy: str) -> None:
+    X, y = blobs()
+    sel = prunelab.select(X, y, keep=0.3, strategy=strategy)
+    assert len(sel.indices) == 180 == sel.report.kept_count == sel.report.requested_count
+    assert not sel.report.floors
+    assert np.all(np.diff(sel.indices) > 0) and sel.indices.max() < len(X)
+    assert sel.scores.shape == (len(X),) and np.isfinite(sel.scores).all()
+    per_class = np.bincount(y[sel.indices], minlength=3)
+    # stratified: each class keeps its share to within one sample
+    assert np.all(np.abs(per_class - 0.3 * np.bincount(y)) <= 1)
+    rep = sel.report
+    assert rep.bytes_before == X.nbytes + y.nbytes
+    assert rep.bytes_after == X[sel.indices].nbytes + y[sel.indices].nbytes
+    assert rep.peak_bytes > 0 and rep.seconds > 0
+    assert sum(s["kept"] for s in rep.strata) == 180
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("target", ["regression-1d", "regression-2d", "none"])
+def test_regression_and_unlabelled(strategy: str, target: str) -> None:
+    X, _ = blobs(400)
+    rng = np.random.default_rng(1)
+    y = {"regression-1d": X[:, 0] * 2 + rng.normal(size=400),
+         "regression-2d": np.column_stack([X[:, 0], X[:, 1] ** 2]), "none": None}[target]
+    sel = prunelab.select(X, y, keep_count=97, strategy=strategy)
+    assert len(sel.indices) == 97 and len(np.unique(sel.indices)) == 97
+    assert sel.report.task == ("none" if y is None else "regression")
+    if y is not None:
+        assert len(sel.report.strata) > 1  # target quantile strata
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_homogeneous_store_floors(strategy: str) -> None:
+    data = make_store("homogeneous", 100, seed=0)
+    y = data.y_class.copy()
+    y[7] = 6  # a class with a single sample must survive
+    sel = prunelab.select(data.X, y, keep=0.05, strategy=strategy)
+    assert len(sel.indices) >= 20
+    assert set(np.unique(y[sel.indices])) == set(np.unique(y))
+    assert 7 in sel.indices
+    if strategy != "auto":
+        assert len(sel.indices) == 20
+        assert [f.name for f in sel.report.floors] == ["min_keep"]
+
+
+def test_fewer_samples_than_min_keep_keeps_all() -> None:
+    X, y = blobs(12)
+    sel = prunelab.select(X, y, keep=0.5, strategy="cluster")
+    assert len(sel.indices) == 12 and sel.report.floors[0].after == 12
+
+
+def test_class_floor_raises_count() -> None:
+    X, _ = blobs(300)
+    y = np.arange(300) % 30
+    sel = prunelab.select(X, y, keep_count=10, min_keep=1, strategy="random")
+    assert len(sel.indices) == 30 and sel.report.floors[0].name == "classes"
+    assert len(np.unique(y[sel.indices])) == 30
+
+
+def test_auto_explains_and_picks_fraction() -> None:
+    data = make_store("history", 1000, seed=0)
+    sel = prunelab.select(data.X, data.y_class, timestamps=data.timestamps)
+    d = sel.report.decisions
+    assert d["reason"] and d["profile"]["near_duplicate_rate"] > 0.5
+    assert sel.report.memory_saving >= 0.5
+    records = make_store("records", 1000, seed=0)
+    sel = prunelab.select(records.X, records.y_class)
+    assert sel.report.kept_count == 1000 and "little redundancy" in sel.report.decisions["reason"]
+
+
+def test_condense_matches_imblearn_enn_edits() -> None:
+    from imblearn.under_sampling import EditedNearestNeighbours
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] + 0.7 * rng.normal(size=400) > 0).astype(int)
+    X = (X - X.mean(0)) / X.std(0)  # already standardized: same neighbours as ours
+    enn = EditedNearestNeighbours(n_neighbors=3, kind_sel="mode", sampling_strategy="all")
+    enn.fit_resample(X, y)
+    kept_by_enn = set(enn.sample_indices_.tolist())
+    sel = CondenseSelector(keep=1.0, n_neighbors=3).fit(X, y)
+    ours_clean = set(np.flatnonzero(sel.condense_score_ >= 1.0).tolist())
+    assert ours_clean == kept_by_enn
+
+
+def test_no_dense_matrix_at_twenty_thousand() -> None:
+    X, y = blobs(20_000, d=8)
+    for strategy in ("cluster", "diversity", "condense", "prototype", "importance"):
+        sel = prunelab.select(X, y, keep=0.3, strategy=strategy)
+        # a dense 20k x 20k float32 matrix would be 1.6 GB; stay two orders of magnitude below
+        assert sel.report.peak_bytes < 40 * 2**20, (strategy, sel.report.peak_bytes)
+
+
+# --- sklearn / imblearn contract ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_sklearn_contract(strategy: str) -> None:
+    from sklearn.base import clone
+
+    sel = get_selector(strategy, keep=0.5, random_state=3)
+    params = sel.get_params()
+    assert params["keep"] == 0.5 and params["random_state"] == 3
+    assert not hasattr(sel, "indices_")
+    twin = clone(sel)
+    assert twin.get_params() == params
+    X, y = blobs(200)
+    assert sel.fit(X, y) is sel
+    Xr, yr = sel.fit_resample(X, y)
+    assert len(Xr) == len(yr) == 100 and sel.get_support().sum() == 100
+    np.testing.assert_array_equal(Xr, X[sel.indices_])
+    again = clone(sel).fit(X, y)
+    np.testing.assert_array_equal(again.indices_, sel.indices_)  # random_state makes it repeatable
+    with pytest.raises(ValueError):
+        sel.set_params(nope=1)
+
+
+def test_imblearn_pipeline() -> None:
+    from imblearn.pipeline import make_pipeline
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = blobs(600)
+    pipe = make_pipeline(ClusterSelector(keep=0.3), KNeighborsClassifier())
+    pipe.fit(X, y)
+    assert pipe.score(X, y) > 0.9
+    assert len(pipe.steps[0][1].indices_) == 180
+
+
+# --- bad input -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"X": np.array([[1.0, np.nan]] * 30)}, "nan or inf"),
+    ({"X": np.array([[1.0, np.inf]] * 30)}, "nan or inf"),
+    ({"X": np.zeros((0, 3))}, "empty"),
+    ({"y": np.zeros(5)}, "same length"),
+    ({"keep": 0.0}, "keep must be"),
+    ({"keep": 1.5}, "keep must be"),
+    ({"keep": -0.1}, "keep must be"),
+    ({"min_keep": 0}, "min_keep"),
+    ({"strategy": "magic"}, "unknown strategy"),
+    ({"keep": 0.3, "keep_count": 5}, "not both"),
+    ({"task": "clustering"}, "unknown task"),
+])
+def test_bad_input_raises_user_error(kwargs: dict, fragment: str) -> None:
+    X, y = blobs(30)
+    args = {"X": X, "y": y, **kwargs}
+    with pytest.raises(ValueError) as info:
+        prunelab.select(args.pop("X"), args.pop("y"), **args)
+    assert isinstance(info.value, UserError)
+    assert fragment in str(info.value).lower()
+
+
+# --- reservoir --------------------------------------------------------------------------------------------
+
+
+def test_reservoir_stays_under_cap_and_prefers_recent() -> None:
+    X, y = blobs(3000, seed=5)
+    res = Reservoir(cap=300, strategy="importance", headroom=0.25)
+    for i in range(0, 3000, 100):
+        res.add(X[i : i + 100], y[i : i + 100], timestamps=np.arange(i, i + 100, dtype=float))
+        assert len(res) <= 300
+    assert res.seen == 3000 and len(res.X) == len(res.y) == len(res.ids) == len(res)
+    np.testing.assert_array_equal(res.X, X[res.ids])
+    assert set(np.unique(res.y)) == {0, 1, 2}
+    assert np.median(res.ids) > 1500  # recency: the store leans to recent arrivals
+    # compactions scan the store (<= cap + a batch), never the whole history
+    assert res.compactions <= 3000 / (0.25 * 300) + 1
+    assert res.scanned <= res.compactions * (300 + 100)
+    with pytest.raises(UserError):
+        res.add(X[:5, :2], y[:5], timestamps=np.zeros(5))
+    with pytest.raises(UserError):
+        Reservoir(cap=0)
