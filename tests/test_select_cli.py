@@ -1,0 +1,124 @@
+"""`prunelab select` on real files: happy paths and every bad-input path (exit 2, one line, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_user_error, run_cli
+
+
+def _npz(path: Path, n: int = 300, **arrays: np.ndarray) -> Path:
+    rng = np.random.default_rng(0)
+    data = {"X": rng.normal(size=(n, 4)).astype(np.float32), "y": rng.integers(0, 3, size=n)}
+    data.update(arrays)
+    np.savez(path, **data)
+    return path
+
+
+def _csv(path: Path, n: int = 120, label: bool = True) -> Path:
+    rng = np.random.default_rng(1)
+    lines = ["cpu,io,items,label,workers,chunk" if label else "cpu,io,items,workers,chunk"]
+    for i in range(n):
+        lab = f"{['a', 'b', 'c'][i % 3]}," if label else ""
+        lines.append(f"{rng.normal():.4f},{rng.normal():.4f},{rng.integers(1, 99)},{lab}"
+                     f"{2 ** rng.integers(0, 5)},{4 ** rng.integers(0, 4)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_select_npz_happy_path(tmp_path: Path) -> None:
+    src = _npz(tmp_path / "in.npz", timestamps=np.arange(300.0))
+    out, rep = tmp_path / "kept.npz", tmp_path / "report.json"
+    proc = run_cli("select", "--input", str(src), "--keep", "0.3", "--strategy", "cluster", "--out", str(out),
+                   "--report", str(rep), "--json", check=True)
+    result = json.loads(proc.stdout)
+    for key in ("kept_indices", "original_count", "kept_count", "bytes_before", "bytes_after", "seconds",
+                "strategy", "report"):
+        assert key in result
+    assert result["original_count"] == 300 and result["kept_count"] == 90 == len(result["kept_indices"])
+    assert result["bytes_before"] == 300 * (16 + 8 + 8) and result["bytes_after"] == 90 * 32
+    with np.load(out, allow_pickle=False) as kept:
+        src_X = np.load(src)["X"]
+        np.testing.assert_array_equal(kept["X"], src_X[kept["indices"]])
+        assert kept["y"].shape == (90,) and kept["timestamps"].shape == (90,)
+    assert json.loads(rep.read_text())["kept_count"] == 90
+
+
+def test_select_keep_count_and_auto(tmp_path: Path) -> None:
+    src = _npz(tmp_path / "in.npz")
+    res = json.loads(run_cli("select", "--input", str(src), "--keep-count", "37", "--json", check=True).stdout)
+    assert res["kept_count"] == 37 and res["strategy"].startswith("auto:")
+    res = json.loads(run_cli("select", "--input", str(src), "--strategy", "auto", "--json", check=True).stdout)
+    assert res["report"]["decisions"]["reason"]
+
+
+def test_select_csv_classification_and_regression(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "runs.csv")
+    out = tmp_path / "kept.csv"
+    res = json.loads(run_cli("select", "--input", str(src), "--target", "label", "--keep", "0.25",
+                             "--strategy", "condense", "--out", str(out), "--json", check=True).stdout)
+    assert res["kept_count"] == 30 and res["report"]["task"] == "classification"
+    lines = out.read_text().splitlines()
+    original = src.read_text().splitlines()
+    assert lines[0] == original[0] and len(lines) == 31
+    assert lines[1:] == [original[i + 1] for i in res["kept_indices"]]
+    src = _csv(tmp_path / "numeric.csv", label=False)
+    res = json.loads(run_cli("select", "--input", str(src), "--target", "workers", "--target", "chunk",
+                             "--keep", "0.5", "--strategy", "prototype", "--json", check=True).stdout)
+    assert res["kept_count"] == 60 and res["report"]["task"] == "regression"
+
+
+def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
+    good = _npz(tmp / "good.npz")
+    nan_X = np.ones((50, 3))
+    nan_X[4, 1] = np.nan
+    inf_X = np.ones((50, 3))
+    inf_X[2, 0] = np.inf
+    corrupt = tmp / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    csv = _csv(tmp / "runs.csv")
+    np.save(tmp / "obj.npy", np.zeros(1))
+    return [
+        (["--input", str(_npz(tmp / "nan.npz", X=nan_X, y=np.zeros(50)))], "nan or inf"),
+        (["--input", str(_npz(tmp / "inf.npz", X=inf_X, y=np.zeros(50)))], "nan or inf"),
+        (["--input", str(_npz(tmp / "empty.npz", X=np.zeros((0, 3)), y=np.zeros(0)))], "empty"),
+        (["--input", str(_npz(tmp / "mismatch.npz", y=np.zeros(7)))], "same length"),
+        (["--input", str(good), "--keep", "0"], "keep must be"),
+        (["--input", str(good), "--keep", "1.5"], "keep must be"),
+        (["--input", str(good), "--min-keep", "0"], "min_keep"),
+        (["--input", str(good), "--strategy", "magic"], "unknown strategy"),
+        (["--input", str(corrupt)], "cannot read"),
+        (["--input", str(tmp / "missing.npz")], "not found"),
+        (["--input", str(tmp / "obj.npy")], "unsupported input"),
+        (["--input", str(csv), "--target", "nope"], "column 'nope' not in"),
+        (["--input", str(good), "--keep", "abc"], "invalid float"),
+        (["--input", str(good), "--keep", "0.3", "--keep-count", "5"], "not both"),
+    ]
+
+
+def test_select_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every bad-input path through the real CLI entry point (in-process for speed)."""
+    from prunelab.cli import main
+
+    for args, fragment in _bad_cases(tmp_path):
+        out, rep = tmp_path / "out.npz", tmp_path / "rep.json"
+        with pytest.raises(SystemExit) as info:
+            main(["select", *args, "--out", str(out), "--report", str(rep)])
+        captured = capsys.readouterr()
+        proc = subprocess.CompletedProcess(args, info.value.code, captured.out, captured.err)
+        assert_user_error(proc, fragment)
+        assert not out.exists() and not rep.exists(), args
+
+
+def test_select_bad_input_in_a_real_process(tmp_path: Path) -> None:
+    nan_X = np.ones((50, 3))
+    nan_X[4, 1] = np.nan
+    src = _npz(tmp_path / "nan.npz", X=nan_X, y=np.zeros(50))
+    out = tmp_path / "out.npz"
+    assert_user_error(run_cli("select", "--input", str(src), "--keep", "0.3", "--out", str(out)), "nan or inf")
+    assert not out.exists()
