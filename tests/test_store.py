@@ -146,3 +146,19 @@ def test_doctor_on_a_corrupted_registry(prunelab_home):
     report = check_store(repair=True)
     assert not report.healthy and report.actions
     assert Store().list() == []  # a fresh registry; the old one is in quarantine/
+
+
+def test_registry_from_a_newer_prunelab_is_refused_untouched(prunelab_home):
+    import sqlite3
+
+    Store().save(_model())
+    db = prunelab_home / "registry.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    with pytest.raises(UserError, match="newer prunelab"):
+        Store()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 99
+    assert con.execute("SELECT COUNT(*) FROM models").fetchone()[0] == 1
+    con.close()

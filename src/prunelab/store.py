@@ -87,8 +87,22 @@ class Store:
         self.models_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "registry.db"
         with self._connect() as db:
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UserError(f"the registry {self.db_path} was written by a newer prunelab (schema {version}, "
+                                f"this one reads {SCHEMA_VERSION}); upgrade prunelab or use another PRUNELAB_HOME")
+            if version < SCHEMA_VERSION:
+                # one transaction: a process killed here leaves the old schema intact
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
