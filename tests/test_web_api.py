@@ -310,6 +310,47 @@ def test_delete_recursive(client: httpx.Client, server: LiveServer, trained: dic
     assert not (server.root / "models" / f"{trained['mlp']}.safetensors").exists()
 
 
+# --- data pruning ------------------------------------------------------------------------
+
+
+def test_select_on_mnist_trains_on_the_subset_and_on_everything(client: httpx.Client,
+                                                                 trained: dict[str, Any]) -> None:
+    names = [s["name"] for s in client.get("/api/strategies").json()["strategies"]]
+    assert {"auto", "random", "cluster"} <= set(names)
+    r = client.post("/api/jobs/select", json={"pool": 1000, "keep": 0.3, "strategy": "random", "epochs": 1})
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["id"])
+    assert job["status"] == "done", job["error"]
+    rep = job["result"]["report"]
+    assert rep["original_count"] == 1000 and rep["kept_count"] == 300 and rep["strategy"] == "random"
+    assert sum(s["kept"] for s in rep["strata"]) == 300 and len(rep["strata"]) == 10
+    assert all(s["kept"] >= 1 for s in rep["strata"])  # never an empty class
+    assert job["result"]["image_bytes_after"] < 0.35 * job["result"]["image_bytes_before"]
+    t = job["result"]["training"]
+    assert 0.3 < t["subset_accuracy"] <= 1 and 0.3 < t["full_accuracy"] <= 1
+    assert t["subset_epochs"] == 3  # 8 steps on all 1,000 = 3 epochs of 300 (3 steps each)
+
+
+def test_select_on_an_uploaded_npz_and_csv(client: httpx.Client, trained: dict[str, Any]) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=300)
+    buf = io.BytesIO()
+    np.savez(buf, X=X, y=y)
+    r = client.post("/api/jobs/select-upload", files={"file": ("table.npz", buf.getvalue())},
+                    data={"strategy": "cluster", "keep": "0.2"})
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["id"])
+    assert job["status"] == "done", job["error"]
+    assert job["result"]["report"]["kept_count"] == 60 and len(job["result"]["kept_indices"]) == 60
+    csv_text = "a,b,label\n" + "\n".join(f"{a:.3f},{b:.3f},{c}" for (a, b), c in zip(X[:, :2], y, strict=True))
+    r = client.post("/api/jobs/select-upload", files={"file": ("table.csv", csv_text.encode())},
+                    data={"target": "label", "strategy": "random", "keep": "0.5"})
+    job = wait_job(client, r.json()["id"])
+    assert job["status"] == "done", job["error"]
+    assert job["result"]["report"]["kept_count"] == 150
+
+
 # --- bad input ---------------------------------------------------------------------------
 
 
@@ -354,6 +395,17 @@ BAD_REQUESTS = [
     ("post", "/api/predict", {"files": {"image": ("d.png", png(np.eye(50) * 255), "image/png")},
                               "data": {"models": "nope"}}, 404, "no model"),
     ("post", "/api/predict", {"data": {"models": "base"}}, 422, "image"),
+    ("post", "/api/jobs/select", {"json": {"keep": 0}}, 400, "keep"),
+    ("post", "/api/jobs/select", {"json": {"keep": 1.5}}, 400, "keep"),
+    ("post", "/api/jobs/select", {"json": {"strategy": "magic"}}, 400, "strategy"),
+    ("post", "/api/jobs/select", {"json": {"pool": 50}}, 400, "pool"),
+    ("post", "/api/jobs/select", {"json": {"min_keep": 0}}, 400, "min_keep"),
+    ("post", "/api/jobs/select-upload", {"files": {"file": ("notes.txt", b"hello")}}, 400, ".npz"),
+    ("post", "/api/jobs/select-upload", {"files": {"file": ("broken.npz", b"not a zip")}}, 400, "broken.npz"),
+    ("post", "/api/jobs/select-upload", {"files": {"file": ("t.csv", b"a,b\n1,2\n3,4\n")},
+                                         "data": {"target": "label"}}, 400, "column 'label'"),
+    ("post", "/api/jobs/select-upload", {"files": {"file": ("t.csv", b"a,b\n1,2\n")},
+                                         "data": {"keep": "2"}}, 400, "keep"),
     ("post", "/api/predict", {"files": {"image": ("big.png", b"\x89PNG" + os.urandom(6 * 1024 * 1024),
                                                   "image/png")}}, 413, "MB"),
 ]

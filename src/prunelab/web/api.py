@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from prunelab.errors import UserError
 from prunelab.progress import Callback
-from prunelab.web import imaging, inside
+from prunelab.web import data_jobs, imaging, inside
 from prunelab.web.jobs import FINISHED, Job
 from prunelab.web.state import WebState
 
@@ -128,7 +128,7 @@ def build_router(state: WebState) -> APIRouter:
 
         return {"ok": True, "version": __version__, "store": str(state.store.root),
                 "workers": state.jobs.workers,
-                "features": {"prune": has_module("prunelab.prune.api") or has_module("prunelab.prune"),
+                "features": {"prune": has_module("prunelab.prune"),
                              "sparse": has_module("prunelab.sparse"), "select": has_module("prunelab.select")}}
 
     @api.get("/presets")
@@ -283,6 +283,28 @@ def build_router(state: WebState) -> APIRouter:
     @api.post("/jobs/prune", status_code=202)
     def submit_prune(body: PruneRequest) -> dict[str, Any]:
         return job_view(state, _submit_prune(state, body))
+
+    # --- data pruning ------------------------------------------------------------
+    @api.get("/strategies")
+    def strategies() -> dict[str, Any]:
+        from prunelab.select.strategies import describe_strategies
+
+        return {"strategies": [{"name": k, "description": v} for k, v in describe_strategies().items()]}
+
+    @api.post("/jobs/select", status_code=202)
+    def submit_select(body: data_jobs.SelectRequest) -> dict[str, Any]:
+        return job_view(state, data_jobs.submit_mnist(state, body))
+
+    @api.post("/jobs/select-upload", status_code=202)
+    async def submit_select_upload(file: UploadFile = File(...), target: str = Form(""),  # noqa: B008
+                                   strategy: str = Form("auto"), keep: float | None = Form(None),
+                                   min_keep: int = Form(20), seed: int = Form(0)) -> dict[str, Any]:
+        data = await file.read(MAX_UPLOAD + 1)
+        if len(data) > MAX_UPLOAD:
+            raise data_jobs.upload_too_big(MAX_UPLOAD)
+        job = await asyncio.to_thread(data_jobs.submit_upload, state, data, file.filename or "", target, strategy,
+                                      keep, min_keep, seed)
+        return job_view(state, job)
 
     return api
 

@@ -106,6 +106,7 @@
     this.accEl = opts.acc;
     this.statusEl = opts.status;
     this.onDone = opts.onDone || (() => {});
+    this.onEvent = opts.onEvent || (() => {});
     this.selected = null;
     this.source = null;
     this.events = [];
@@ -131,8 +132,9 @@
     this.listEl.innerHTML = jobs.map((j) => {
       const detail = j.status === "queued" ? `waiting, position ${j.position} in the queue`
         : j.status === "running" ? `${j.phase || "starting"} · ${Math.round(j.progress * 100)}%`
-        : j.status === "done" && j.result ? `model <a href="/inside?model=${esc(j.result.model)}">${esc(j.result.name || j.result.model)}</a>` +
+        : j.status === "done" && j.result && j.result.model ? `model <a href="/inside?model=${esc(j.result.model)}">${esc(j.result.name || j.result.model)}</a>` +
           (j.result.test_accuracy !== undefined ? ` · test accuracy ${fmt.pct(j.result.test_accuracy, 2)}` : "")
+        : j.status === "done" && j.result && j.result.report ? `kept ${fmt.int(j.result.report.kept_count)} of ${fmt.int(j.result.report.original_count)} (${esc(j.result.report.strategy)})`
         : esc(j.error || "");
       return `<div class="job ${j.id === this.selected ? "selected" : ""}" data-job="${esc(j.id)}">
         <div class="title">${esc(j.title)}</div><div><span class="pill ${j.status}">${j.status}</span></div>
@@ -156,7 +158,7 @@
     this.source = src;
     let pending = false;
     const redraw = () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; this.drawCurves(); }); } };
-    src.addEventListener("progress", (e) => { this.events.push(JSON.parse(e.data)); redraw(); });
+    src.addEventListener("progress", (e) => { const ev = JSON.parse(e.data); this.events.push(ev); this.onEvent(ev); redraw(); });
     src.addEventListener("status", (e) => { this.job = JSON.parse(e.data); this.renderStatus(); });
     src.addEventListener("end", (e) => {
       this.job = JSON.parse(e.data);
@@ -190,6 +192,7 @@
      show the accuracy right after pruning (x = 0), the test accuracy after each fine-tune
      epoch, and the parent's accuracy as a dashed reference line. */
   JobsPanel.prototype.drawCurves = function () {
+    if (!this.lossEl) return;
     const phases = {};
     let before = null;
     for (const ev of this.events) {
