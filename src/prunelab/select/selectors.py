@@ -35,7 +35,7 @@ def kmeans_partition(Z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.n
 
     model: Any
     if n <= 10_000:
-        model = KMeans(n_clusters=k, n_init=2, max_iter=100, random_state=seed)
+        model = KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=seed)
     else:
         model = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, max_iter=30, max_no_improvement=5,
                                 random_state=seed)
