@@ -35,8 +35,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def page(server: LiveServer) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=90_000)  # jobs train real networks on a shared, busy CPU
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
     with sync_playwright() as p:
@@ -87,9 +88,9 @@ def test_train_prune_test_compare_in_a_real_browser(page: Any, server: LiveServe
     page.fill("input[name=batch_size]", "16")
     page.fill("input[name=name]", "tiny")
     # record every redraw of the loss chart (its point count) from inside the page
-    page.evaluate("""() => { window.__points = [];
-        new MutationObserver(() => window.__points.push(Number(document.querySelector('#loss-chart').dataset.points || 0)))
-          .observe(document.querySelector('#loss-chart'), {attributes: true, childList: true}); }""")
+    page.evaluate("""() => { window.__points = []; const chart = document.querySelector('#loss-chart');
+        new MutationObserver(() => window.__points.push(Number(chart.dataset.points || 0)))
+          .observe(chart, {attributes: true, childList: true}); }""")
     page.click("#train-submit")
     page.wait_for_function("() => Number(document.querySelector('#loss-chart').dataset.points || 0) >= 1")
     shot(page, "02-train-running")
@@ -170,7 +171,21 @@ def test_every_page_loads_without_console_errors(page: Any) -> None:
         page.goto(path)
         page.wait_for_load_state("networkidle")
         assert page.console_errors == [], (path, page.console_errors)
-    shot(page, "09-data")
+
+
+def test_data_pruning_page_runs_a_selection(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/data")
+    page.fill("input[name=pool]", "1000")
+    page.select_option("#strategy", "cluster")
+    page.locator("#keep").fill("20")
+    page.uncheck("input[name=train]")
+    page.click("#select-submit")
+    expect(page.locator("#job-status")).to_have_text("done")
+    expect(page.locator("#report .bar-row")).to_have_count(10)  # kept per class, all ten digits
+    expect(page.locator("#report")).to_contain_text("200")
+    shot(page, "09-data-pruning")
 
 
 def test_touch_drawing_predicts(page: Any, server: LiveServer) -> None:

@@ -64,6 +64,7 @@ def create_app(store_root: str | Path | None = None, workers: int = 1) -> FastAP
                   description="Train, prune, fine-tune, test and compare models. Every page action is a "
                               "call to this API.")
     app.state.web = state
+    _document_errors(app)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     @app.middleware("http")
@@ -110,6 +111,22 @@ def create_app(store_root: str | Path | None = None, workers: int = 1) -> FastAP
         return RedirectResponse("/static/favicon.svg")
 
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make /api/openapi.json describe the 422 body we send ({"detail": "<message>"}, see
+    `validation_error`) instead of FastAPI's default list of error objects, so clients
+    generated from the schema (and schemathesis) accept our own responses."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = default()
+        schema.setdefault("components", {}).setdefault("schemas", {})["HTTPValidationError"] = {
+            "title": "HTTPValidationError", "type": "object", "required": ["detail"],
+            "properties": {"detail": {"title": "Detail", "type": "string"}}}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _context(path: str, **extra: Any) -> dict[str, Any]:

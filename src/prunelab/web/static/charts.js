@@ -104,7 +104,8 @@
     opts = opts || {};
     const f = frame(container, Object.assign({ height: 200 }, opts));
     const x0 = edges[0], x1 = edges[edges.length - 1];
-    const ymax = Math.max(1, ...series.flatMap((s) => s.counts));
+    if (opts.normalize) series = series.map((s) => { const m = Math.max(1, ...s.counts); return Object.assign({}, s, { counts: s.counts.map((c) => c / m) }); });
+    const ymax = opts.normalize ? 1 : Math.max(1, ...series.flatMap((s) => s.counts));
     const sx = (v) => f.m.left + ((v - x0) / (x1 - x0 || 1)) * f.iw;
     const sy = (v) => f.m.top + f.ih - (v / ymax) * f.ih;
     axes(f, ticks(x0, x1, 4), ticks(0, ymax, 3).filter((v) => v <= ymax), sx, sy, opts);
@@ -144,7 +145,10 @@
       const c = el("circle", { cx: sx(p.x), cy: sy(p.y), r: p.r || 5, fill: p.color || COLORS[i % COLORS.length],
         stroke: "#fff", "stroke-width": 1.5 }, f.svg);
       const t = el("title", {}, c); t.textContent = p.label || "";
-      if (p.label) text(f.svg, sx(p.x) + 8, sy(p.y) - 7, p.label, { "font-size": 11 });
+      if (p.label) {
+        const right = sx(p.x) > f.m.left + f.iw * 0.75;  // keep labels inside the plot
+        text(f.svg, sx(p.x) + (right ? -8 : 8), sy(p.y) - 7, p.label, { "font-size": 11, "text-anchor": right ? "end" : "start" });
+      }
     });
     return f.svg;
   }
