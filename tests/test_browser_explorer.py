@@ -149,6 +149,8 @@ def test_train_prune_test_compare_in_a_real_browser(page: Any, server: LiveServe
     expect(page.locator("#hists svg")).to_have_count(3)
     expect(page.locator("#layers .bar-row")).to_have_count(3)
     expect(page.locator("#maps canvas").first).to_be_visible()
+    page.click("#sens-run")
+    expect(page.locator("#sens-chart svg path")).to_have_count(3)  # one curve per layer
     shot(page, "07-inside")
 
     # 7. compare: measure, then hide the rows where the two models agree

@@ -273,6 +273,19 @@ def test_prune_job_makes_a_child_in_the_lineage(client: httpx.Client, trained: d
     every = client.get("/api/compare").json()["rows"]
     assert len(every) == len(client.get("/api/models").json()["models"])
 
+    # measured latency now shows in the models table too
+    listed = {m["id"]: m for m in client.get("/api/models").json()["models"]}
+    assert listed[child["id"]]["latency_us_b1"] == measured["latency_us_b1"]
+
+    # sensitivity scan of the parent: one curve per layer, accuracy falls as a layer is pruned
+    r = client.post("/api/jobs/sensitivity", json={"model": "base", "limit": 500})
+    sens = wait_job(client, r.json()["id"])
+    assert sens["status"] == "done", sens["error"]
+    res = sens["result"]
+    assert set(res["accuracy"]) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    assert len(res["accuracy"]["fc1.weight"]) == len(res["sparsities"]) and res["evaluated_on"]["count"] == 500
+    assert res["accuracy"]["fc3.weight"][-1] < res["dense_accuracy"]  # 99% of the output layer gone hurts
+
     # a parent with children is removed only with recursive=true
     r = client.delete("/api/models/base")
     assert r.status_code == 400 and "children" in r.json()["detail"]
@@ -377,6 +390,8 @@ BAD_REQUESTS = [
     ("post", "/api/jobs/train", {"json": {"epochs": "many"}}, 422, "epochs"),
     ("post", "/api/jobs/train", {"content": b"{not json", "headers": {"content-type": "application/json"}},
      422, ""),
+    ("post", "/api/jobs/sensitivity", {"json": {"model": "base", "limit": 5}}, 400, "limit"),
+    ("post", "/api/jobs/sensitivity", {"json": {"model": "nope"}}, 404, "no model"),
     ("get", "/api/models/nope", {}, 404, "no model"),
     ("get", "/api/models/nope/inside", {}, 404, "no model"),
     ("get", "/api/models/base/mistakes?limit=0", {}, 422, "limit"),

@@ -61,6 +61,14 @@ class PruneRequest(BaseModel):
     name: str | None = None
 
 
+class SensitivityRequest(BaseModel):
+    """Body of POST /api/jobs/sensitivity: evaluate on the first `limit` test images."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    limit: int | None = 2000
+
+
 class RenameRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None
@@ -93,6 +101,7 @@ def summary(state: WebState, rec: dict[str, Any]) -> dict[str, Any]:
         "accuracy_before_finetune": metrics.get("accuracy_before_finetune"),
         "dense_bytes": int(rec["params"]) * 4, "file_bytes": file_bytes,
         "compression": rec["params"] / max(1, rec["nonzero"]),
+        "latency_us_b1": (state.measurements.get(rec["id"]) or {}).get("latency_us_b1"),
         "dataset": rec.get("dataset", {}).get("name"),
         "train_limit": rec.get("config", {}).get("train_limit"),
     }
@@ -188,7 +197,8 @@ def build_router(state: WebState) -> APIRouter:
         return {"id": rec["id"], "total": int(len(wrong)), "count": int(len(ds.y_test)),
                 "accuracy": 1.0 - len(wrong) / max(1, len(ds.y_test)), "offset": offset, "items": items}
 
-    @api.get("/models/{ref}/test-images/{index}.png")
+    @api.get("/models/{ref}/test-images/{index}.png", response_class=Response,  # documented as PNG, not JSON
+             responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}})
     def test_image(ref: str, index: int, scale: int = Query(3, ge=1, le=10)) -> Response:
         rec = record(state, ref)
         ds = state.model_dataset(rec)
@@ -239,7 +249,8 @@ def build_router(state: WebState) -> APIRouter:
         get_job(state, job_id)
         return job_view(state, state.jobs.cancel(job_id))
 
-    @api.get("/jobs/{job_id}/events")
+    @api.get("/jobs/{job_id}/events", response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
     async def job_events(job_id: str, request: Request, since: int = Query(0, ge=0)) -> StreamingResponse:
         """Server-sent events: `progress` per event (data = the event), `status` on
         state changes, and a final `end` with the job; reconnect with ?since=N."""
@@ -283,6 +294,24 @@ def build_router(state: WebState) -> APIRouter:
     @api.post("/jobs/prune", status_code=202)
     def submit_prune(body: PruneRequest) -> dict[str, Any]:
         return job_view(state, _submit_prune(state, body))
+
+    @api.post("/jobs/sensitivity", status_code=202)
+    def submit_sensitivity(body: SensitivityRequest) -> dict[str, Any]:
+        """Per-layer sensitivity scan (`prunelab.prune.sensitivity`) of a stored model."""
+        from prunelab.prune.sensitivity import sensitivity
+
+        rec = record(state, body.model)
+        if body.limit is not None and not 100 <= body.limit <= 10000:
+            raise UserError(f"limit must be between 100 and 10000 test images, got {body.limit}")
+        dataset = state.model_dataset(rec)
+
+        def work(cb: Callback) -> dict[str, Any]:
+            res = sensitivity(rec["id"], store=state.store, dataset=dataset, limit=body.limit, callback=cb)
+            return {"scanned": rec["id"], **res.to_dict()}
+
+        title = f"sensitivity of {rec['name'] or rec['id']}"
+        return job_view(state, state.jobs.submit("sensitivity", title, {"model": rec["id"], "limit": body.limit},
+                                                 work))
 
     # --- data pruning ------------------------------------------------------------
     @api.get("/strategies")
