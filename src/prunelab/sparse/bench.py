@@ -91,3 +91,27 @@ def numpy_dense_forward(weights: dict[str, np.ndarray], spec: Any, x: np.ndarray
         return h
 
     return run
+
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], budget_s: float = 1.0, rounds: int = 5,
+                     min_runs: int = 3) -> dict[str, Timing]:
+    """Time several contenders in alternating rounds (each gets budget_s/rounds
+    per round), so a noisy neighbour slows them all alike; median and p95
+    over all calls of each."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # warm-up: caches, lazy dense weights, BLAS buffers
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            deadline = time.perf_counter() + budget_s / rounds
+            n = 0
+            while n < min_runs or time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+                n += 1
+    out = {}
+    for name, times in samples.items():
+        arr = np.asarray(times) * 1e6
+        out[name] = Timing(float(np.median(arr)), float(np.percentile(arr, 95)), len(times))
+    return out

@@ -274,8 +274,28 @@ class Runtime:
                 self.ops.append(layer)
         self._shape = tuple(self.spec.input_shape)
         self.chunk = self._chunk_size()
+        # ops from here on see a flat feature vector (flatten/linear/relu only)
+        self._tail = next(i for i in range(len(self.ops), -1, -1)
+                          if i == 0 or not _vector_op(self.ops[i - 1]))
+        self._plan1: list[tuple[int, Any]] = []
         if kernel == "calibrate":
             self.calibrate()
+        self._build_plan1()
+
+    def _build_plan1(self) -> None:
+        """Precompute the batch-1 path of the vector tail: (step, args) with the
+        kernel already chosen, so a single prediction runs almost no Python."""
+        plan: list[tuple[int, Any]] = []
+        for op in self.ops[self._tail:]:
+            if isinstance(op, WeightedOp):
+                bias = op.bias if op.bias is not None else np.zeros(op.rows, np.float32)
+                if op.kernel(1) == "csr" and _HAVE_ST:
+                    plan.append((_CSR, (op.rows, op.cols, op.indptr, op.indices, op.data, bias)))
+                else:
+                    plan.append((_DENSE, (op.dense(), bias)))
+            elif op.kind == "relu":
+                plan.append((_RELU, None))
+        self._plan1 = plan
 
     def __repr__(self) -> str:
         return (f"Runtime({self.path!r}, arch={self.spec.arch!r}, precision={self.precision!r}, "
@@ -341,6 +361,7 @@ class Runtime:
                         times.append(time.perf_counter() - t0)
                     best[kern] = min(times)
                 op.calibrated[key] = min(best, key=lambda k: best[k])
+        self._build_plan1()
         return {op.layer.name: dict(op.calibrated) for op in self.weighted()}
 
     # --- inference -----------------------------------------------------------
@@ -372,6 +393,8 @@ class Runtime:
         if self.threads != _BLAS_THREADS:
             set_blas_threads(self.threads)
         n = xs.shape[0]
+        if n == 1:
+            return self._forward1(xs)
         if n <= self.chunk:
             return self._forward(xs)
         out = np.empty((n, self.spec.classes), np.float32)
@@ -387,14 +410,36 @@ class Runtime:
         """(n,) int64 predicted classes."""
         return self.logits(x).argmax(axis=1)
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        """Logits (n, classes) of one chunk; never writes into `x`."""
+    def _forward1(self, x: np.ndarray) -> np.ndarray:
+        """Logits (1, classes) of one sample: the general path up to the vector
+        tail, then the precomputed plan on a 1-D vector."""
+        h = self._forward(x, stop=self._tail).reshape(-1) if self._tail else x.reshape(-1)
+        owned = self._tail > 0  # the head ends in a conv or pool, which made a new array
+        for step, args in self._plan1:
+            if step == _CSR:
+                rows, cols, indptr, indices, data, bias = args
+                y = bias.copy()
+                _st.csr_matvec(rows, cols, indptr, indices, data, h, y)
+                h = y
+            elif step == _DENSE:
+                h = args[0] @ h
+                h += args[1]
+            elif owned:
+                np.maximum(h, 0, out=h)
+            else:
+                h = np.maximum(h, 0)
+            owned = True
+        return h.reshape(1, -1)
+
+    def _forward(self, x: np.ndarray, stop: int | None = None) -> np.ndarray:
+        """Logits (n, classes) of one chunk; never writes into `x`. With `stop`,
+        the activations (feature-major) after the first `stop` ops instead."""
         n = x.shape[0]
         # feature-major: (C, n, H, W) for images, (F, n) for vectors
         h = x.transpose(1, 0, *range(2, x.ndim)) if x.ndim > 2 else x.T
         owned = False  # h may still be the caller's memory: no in-place ops until a layer copies
         pool = self._pool
-        for op in self.ops:
+        for op in self.ops[:stop]:
             if isinstance(op, WeightedOp):
                 if op.layer.kind == "linear":
                     h = op.matmul(h if h.flags.c_contiguous else np.ascontiguousarray(h), op.kernel(n),
@@ -420,7 +465,17 @@ class Runtime:
                 owned = True
             else:  # pragma: no cover - spec validation rejects unknown kinds
                 raise AssertionError(op.kind)
-        return h.T
+        return h if stop is not None else h.T
+
+
+_CSR, _DENSE, _RELU = 0, 1, 2
+
+
+def _vector_op(op: Layer | WeightedOp) -> bool:
+    """Ops that act on a flat feature vector (the batch-1 fast path)."""
+    if isinstance(op, WeightedOp):
+        return op.layer.kind == "linear"
+    return op.kind in ("relu", "flatten")
 
 
 def load(path: str | Path, kernel: str = "auto", threads: int = 1) -> Runtime:
