@@ -213,3 +213,16 @@ def test_export_applies_masks_and_reads_from_the_store(tmp_path: Path, pruned_ml
 def test_runtime_module_has_no_torch_import() -> None:
     src = Path(runtime.__file__).read_text()
     assert "import torch" not in src
+
+
+def test_timers_report_median_and_p95() -> None:
+    from prunelab.sparse.bench import time_call, time_interleaved
+
+    calls = []
+    t = time_call(lambda: calls.append(1), budget_s=0.01, min_runs=5, warmup=2)
+    assert t.runs >= 5 and len(calls) == t.runs + 2
+    assert 0 < t.median_us <= t.p95_us
+    both = time_interleaved({"a": lambda: sum(range(100)), "b": lambda: sum(range(1000))}, budget_s=0.02,
+                            rounds=2)
+    assert set(both) == {"a", "b"} and all(v.runs >= 6 for v in both.values())
+    assert "median" in repr(t)

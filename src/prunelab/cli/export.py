@@ -83,8 +83,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     x, y = load_input(args.input, tuple(rt.spec.input_shape))
     proba = rt.predict_proba(x)
     pred = proba.argmax(axis=1)
-    out: dict[str, Any] = {"path": args.artifact, "input": args.input, "count": int(len(pred)),
-                           "predictions": pred.tolist()}
+    out: dict[str, Any] = {"path": args.artifact, "input": args.input, "model": rt.meta.get("model_id"),
+                           "count": int(len(pred)), "predictions": pred.tolist()}
     if not args.no_probabilities:
         out["probabilities"] = np.round(proba.astype(np.float64), 6).tolist()
     lines = []
