@@ -28,6 +28,10 @@ from prunelab.web.state import WebState
 
 MAX_UPLOAD = 5 * 1024 * 1024  # bytes; larger uploads get 413
 MAX_COMPARE = 12  # models per predict/compare request
+# one server-sent event as /api/jobs/{id}/events sends it (OpenAPI 3.1: `schema` describes each event)
+SSE_EVENT = {"type": "object", "required": ["data"],
+             "properties": {"event": {"enum": ["progress", "status", "end"]}, "data": {"type": "string"},
+                            "id": {"type": "string"}}}
 
 
 class TrainRequest(BaseModel):
@@ -250,7 +254,7 @@ def build_router(state: WebState) -> APIRouter:
         return job_view(state, state.jobs.cancel(job_id))
 
     @api.get("/jobs/{job_id}/events", response_class=StreamingResponse,
-             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+             responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}})
     async def job_events(job_id: str, request: Request, since: int = Query(0, ge=0)) -> StreamingResponse:
         """Server-sent events: `progress` per event (data = the event), `status` on
         state changes, and a final `end` with the job; reconnect with ?since=N."""
