@@ -461,6 +461,31 @@ def test_oversized_upload_without_content_length_is_refused(client: httpx.Client
     assert r.status_code == 413 and "MB" in r.json()["detail"]
 
 
+def test_two_workers_train_at_once_and_leave_a_consistent_store(tmp_path: Path) -> None:
+    """With workers=2 two jobs really run at the same time: both models are stored, files
+    and rows match, SQLite's integrity check passes. A third job asking for a name a running
+    job will store is refused up front."""
+    import sqlite3
+
+    root = tmp_path / "race-store"
+    with LiveServer(root, workers=2) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        jobs = [c.post("/api/jobs/train", json={"arch": "mlp", "hidden": [32], "epochs": 1, "train_limit": 600,
+                                                 "seed": i, "name": f"twin-{i}"}).json() for i in range(2)]
+        assert all(j["position"] == 0 for j in jobs)  # neither waits for the other
+        r = c.post("/api/jobs/train", json={"arch": "mlp", "epochs": 1, "train_limit": 600, "name": "twin-0"})
+        assert r.status_code == 400 and "will already store" in r.json()["detail"]
+        done = [wait_job(c, j["id"]) for j in jobs]
+        assert [j["status"] for j in done] == ["done", "done"], [j["error"] for j in done]
+        # they overlapped in time
+        assert done[0]["started"] < done[1]["finished"] and done[1]["started"] < done[0]["finished"]
+        assert sorted(m["name"] for m in c.get("/api/models").json()["models"]) == ["twin-0", "twin-1"]
+    ids, files = store_snapshot(root)
+    assert files == sorted(f"{i}.safetensors" for i in ids) and len(ids) == 2
+    con = sqlite3.connect(root / "registry.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+
+
 # --- the job queue on its own -----------------------------------------------------------
 
 

@@ -124,6 +124,18 @@ def get_job(state: WebState, job_id: str) -> Job:
         raise not_found(f"no job {job_id!r}; GET /api/jobs lists them (jobs last until the server stops)") from None
 
 
+def check_job_name(state: WebState, name: str | None) -> str | None:
+    """A new model name must be free in the store and not promised to a queued or running job."""
+    if name is None:
+        return None
+    name = state.store.check_new_name(name)
+    for job in state.jobs.list():
+        if job.status in ("queued", "running") and job.params.get("name") == name:
+            raise UserError(f"job {job.id} ({job.status}) will already store a model named {name!r}; "
+                            "pick another name")
+    return name
+
+
 def has_module(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -281,7 +293,7 @@ def build_router(state: WebState) -> APIRouter:
                                         "dataset": confined_dataset(config.dataset, state.store.root / "datasets")})
         dataset = state.dataset(config.dataset)  # a missing IDX folder fails here, not in the queue
         limit_train(dataset, config.train_limit, config.val_fraction, config.seed)  # checks --train-limit
-        name = state.store.check_new_name(body.name) if body.name is not None else None
+        name = check_job_name(state, body.name)
 
         def work(cb: Callback) -> dict[str, Any]:
             from prunelab.train import train
@@ -420,7 +432,7 @@ def _submit_prune(state: WebState, body: PruneRequest) -> Job:
         raise UserError("structured pruning supports the oneshot schedule only")
     DEFAULT_RECIPE.with_(epochs=body.finetune_epochs, lr=body.lr)  # raises on bad epochs / lr
     parent = record(state, body.parent)
-    name = state.store.check_new_name(body.name) if body.name is not None else None
+    name = check_job_name(state, body.name)
     dataset = state.model_dataset(parent)
 
     def work(cb: Callback) -> dict[str, Any]:
