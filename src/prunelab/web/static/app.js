@@ -212,18 +212,19 @@
     const names = Object.keys(phases);
     const color = (i) => Charts.COLORS[i % Charts.COLORS.length];
     const lossSeries = names.map((n, i) => ({ name: n, points: phases[n].loss, color: color(i) }));
-    const accSeries = names.map((n, i) => ({ name: n + " (train)", points: phases[n].acc, color: color(i) }));
+    const phaseName = (n) => ({ train: "training", finetune: "fine-tuning" }[n] || n);
+    const accSeries = names.map((n, i) => ({ name: phaseName(n) + " (running mean)", points: phases[n].acc, color: color(i) }));
     names.forEach((n, i) => {
       const start = prune && before !== null && i === 0 ? [[0, before]] : [];
       if (phases[n].val.length || start.length) {
-        accSeries.push({ name: prune ? "test accuracy" : n + " (val)", points: start.concat(phases[n].val),
+        accSeries.push({ name: prune ? "test accuracy" : phaseName(n) + " (validation)", points: start.concat(phases[n].val),
           color: prune ? "#111827" : color(i), dash: !prune, dots: true });
       }
     });
     if (prune && before !== null && !names.length) accSeries.push({ name: "right after pruning", points: [[0, before]], color: "#111827", dots: true });
     const r = this.job && this.job.result;
     const maxX = Math.max(1, ...names.flatMap((n) => phases[n].loss.map((p) => p[0])));
-    if (!prune && r && r.test_accuracy !== undefined) accSeries.push({ name: "test", points: [[maxX, r.test_accuracy]], color: "#111827", dots: true });
+    if (!prune && r && r.test_accuracy !== undefined) accSeries.push({ name: "test accuracy", points: [[maxX, r.test_accuracy]], color: "#111827", dots: true });
     if (prune && r && r.parent_accuracy != null) accSeries.push({ name: "parent", points: [[0, r.parent_accuracy], [maxX, r.parent_accuracy]], color: "#98a2b3", dash: true });
     const xMin = prune && before !== null ? 0 : undefined;
     Charts.line(this.lossEl, lossSeries, { title: "Loss", xLabel: "epoch", yMin: 0, xMin, empty: "waiting for the first batches…", height: 220 });
