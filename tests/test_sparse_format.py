@@ -272,3 +272,32 @@ def test_header_zip_bomb_is_refused(artifact: Path, monkeypatch: pytest.MonkeyPa
     # the stored (deflated) header fits the limit, its inflated form does not
     monkeypatch.setattr(fmt, "MAX_JSON", struct.unpack_from("<I", artifact.read_bytes(), 12)[0])
     expect_error(artifact, "unreadable JSON header")
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_random_header_damage_only_ever_raises_user_error(tmp_path: Path, encoding: str) -> None:
+    """Crafted files (valid checksum, nonsense in one header field) never crash the reader."""
+    import copy
+    import random
+
+    spec = small_mlp()
+    path = tmp_path / "f.plsa"
+    write_artifact(path, spec, sparse_weights(spec, 0.2), "int8", {n: encoding for n, _ in fmt.param_names(spec)})
+    original = json.loads(zlib.decompress(path.read_bytes()[32:32 + struct.unpack_from("<I", path.read_bytes(),
+                                                                                       12)[0]]))
+    junk = [None, -1, 0, 2**40, "x", [], [1, 2], {}, 3.5, True, "u4", "f4"]
+    rnd = random.Random(encoding)
+    for _ in range(150):
+        damaged = copy.deepcopy(original)
+        entry = rnd.choice(damaged["tensors"])
+        key = rnd.choice(list(entry))
+        if key == "parts" and rnd.random() < 0.8:
+            part = rnd.choice(list(entry["parts"]))
+            entry["parts"][part][rnd.randrange(3)] = rnd.choice(junk)
+        else:
+            entry[key] = rnd.choice(junk)
+        rewrite(path, lambda h, d=damaged: (h.clear(), h.update(d)))
+        try:
+            read_artifact(path)
+        except UserError:
+            pass

@@ -399,7 +399,7 @@ def read_artifact(path: str | Path) -> Artifact:
     payload = memoryview(body)[json_len:]
     try:
         return _parse(str(p), header, payload, size)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         if isinstance(exc, UserError):
             raise
         raise _bad(str(p), f"malformed header: {exc!r}") from None
@@ -417,7 +417,7 @@ def _parse(path: str, header: dict[str, Any], payload: memoryview, size: int) ->
     if spec.num_params() > MAX_PARAMS:
         raise _bad(path, f"spec claims {spec.num_params()} parameters, more than {MAX_PARAMS}")
     expected = dict(param_names(spec))
-    entries = {e["name"]: e for e in header["tensors"]}
+    entries = {e["name"]: e for e in header["tensors"] if isinstance(e, dict)}
     if set(entries) != set(expected):
         raise _bad(path, f"tensors {sorted(entries)} do not match the spec's {sorted(expected)}")
     tensors = {}
@@ -448,6 +448,9 @@ def _part(path: str, entry: dict[str, Any], key: str, payload: memoryview, count
 
 
 def _decode_entry(path: str, e: dict[str, Any], shape: tuple[int, ...], payload: memoryview) -> Tensor:
+    parts = e.get("parts") if isinstance(e, dict) else None
+    if not isinstance(parts, dict) or not all(isinstance(v, list) and len(v) == 3 for v in parts.values()):
+        raise _bad(path, f"tensor entry {e.get('name') if isinstance(e, dict) else e!r} has no valid parts table")
     name = e["name"]
     if tuple(e["shape"]) != shape:
         raise _bad(path, f"tensor {name!r} has shape {e['shape']}, the spec says {list(shape)}")
