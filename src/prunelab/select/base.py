@@ -25,10 +25,10 @@ from prunelab.select.strata import Strata, check_inputs, detect_task, make_strat
 
 @dataclass
 class Context:
-    """What a strategy sees: standardized features Z (float32 (n, d)), labels, strata, budget."""
+    """What a strategy sees: features X, standardized features Z (float32 (n, d), computed on
+    first use), labels, strata, budget."""
 
     X: np.ndarray
-    Z: np.ndarray
     y: np.ndarray | None
     timestamps: np.ndarray | None
     scores: np.ndarray | None
@@ -40,6 +40,17 @@ class Context:
     seed: int
     notes: list[str]
     clusters: int = 0
+    _Z: np.ndarray | None = None
+
+    @property
+    def Z(self) -> np.ndarray:
+        if self._Z is None:
+            self._Z = standardize(self.X)
+        return self._Z
+
+    @Z.setter
+    def Z(self, value: np.ndarray) -> None:
+        self._Z = value
 
 
 def standardize(X: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
@@ -120,14 +131,14 @@ class BaseSelector:
             strata = make_strata(ya, task, n)
             requested = requested_count(n, keep, self.keep_count)
             count, floors = apply_floors(requested, n, self.min_keep, len(strata.labels) if strata.is_class else 0)
-            ctx = Context(X=Xa, Z=standardize(Xa), y=ya, timestamps=ts, scores=sc, task=task, strata=strata,
+            ctx = Context(X=Xa, y=ya, timestamps=ts, scores=sc, task=task, strata=strata,
                           count=count, keep_fraction=count / n, rng=np.random.default_rng(self.random_state),
                           seed=int(self.random_state), notes=[])
             with warnings.catch_warnings(), _thread_limit(n):
                 warnings.simplefilter("ignore")  # k-means on duplicate points warns about convergence
                 self._prepare(ctx)
                 indices, values, quotas, extra_floors = self._select(ctx)
-            ctx.Z = ctx.Z[:0]  # free the standardized copy inside the measured window
+            ctx._Z = None  # free the standardized copy inside the measured window
         floors += extra_floors
         indices = np.sort(np.asarray(indices, dtype=np.int64))
         if len(indices) != count or len(np.unique(indices)) != count:
@@ -164,7 +175,7 @@ class BaseSelector:
         """Allocate the budget to strata, then `_pick` inside each. Returns (indices, scores, quotas, floors)."""
         sizes = ctx.strata.sizes
         quotas = allocate(sizes, ctx.count, lower=1 if ctx.strata.is_class else 0)
-        values = np.zeros(len(ctx.Z), dtype=np.float64)
+        values = np.zeros(len(ctx.X), dtype=np.float64)
         order = np.argsort(ctx.strata.codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(sizes)])
         picked = []
@@ -196,7 +207,7 @@ def warm_imports() -> None:
     tracemalloc peak are the selection's, not the first import's."""
     import sklearn.cluster  # noqa: F401
     import sklearn.neighbors  # noqa: F401
-    import threadpoolctl  # noqa: F401
+    _controller()
 
 
 def _thread_limit(n: int) -> Any:
@@ -206,9 +217,19 @@ def _thread_limit(n: int) -> Any:
 
     if n >= 100_000:
         return nullcontext()
-    from threadpoolctl import threadpool_limits
+    return _controller().limit(limits=1)  # applies now, restored on exit
 
-    return threadpool_limits(limits=1)
+
+_CONTROLLER: Any = None
+
+
+def _controller() -> Any:
+    global _CONTROLLER
+    if _CONTROLLER is None:  # inspecting the loaded native libraries costs ~0.1 s: do it once
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
 
 
 def top_k(idx: np.ndarray, key: np.ndarray, quota: int) -> np.ndarray:

@@ -287,7 +287,7 @@ class ImportanceSelector(BaseSelector):
         self.reference = reference
 
     def _prepare(self, ctx: Context) -> None:
-        n = len(ctx.Z)
+        n = len(ctx.X)
         parts: list[tuple[str, float, np.ndarray]] = []
         w_rec, w_qual, w_diff = self.weights
         if ctx.timestamps is not None and w_rec > 0:
@@ -307,7 +307,7 @@ class ImportanceSelector(BaseSelector):
         ctx.notes.append(f"importance from {', '.join(self.components_)}")
 
     def _difficulty(self, ctx: Context) -> np.ndarray:
-        n = len(ctx.Z)
+        n = len(ctx.X)
         ref = np.sort(ctx.rng.choice(n, size=min(n, self.reference), replace=False))
         k = max(1, min(self.n_neighbors, len(ref) - 1))
         nb = self_neighbors(ctx.Z, k, ref=ref)
@@ -432,11 +432,11 @@ class CondenseSelector(BaseSelector):
 
     def _prepare(self, ctx: Context) -> None:
         self.fallback_: DiversitySelector | None = None
-        if ctx.y is None or len(ctx.Z) < 3:
+        if ctx.y is None or len(ctx.X) < 3:
             self.fallback_ = DiversitySelector(trace_memory=False)
             ctx.notes.append("condense needs labels (or >= 3 samples): used k-center diversity instead")
             return
-        n = len(ctx.Z)
+        n = len(ctx.X)
         nb = self_neighbors(ctx.Z, self.n_neighbors)
         k = nb.shape[1]
         if ctx.task == "classification":
@@ -471,7 +471,7 @@ class CondenseSelector(BaseSelector):
         """Round (>= 0) in which each sample joined the condensed set, -1 if it never did."""
         from sklearn.neighbors import NearestNeighbors
 
-        rounds = np.full(len(ctx.Z), -1, dtype=np.int64)
+        rounds = np.full(len(ctx.X), -1, dtype=np.int64)
         pool = np.flatnonzero(clean)
         if len(pool) == 0:
             return rounds
