@@ -11,7 +11,7 @@ Rows:
   comparison only: pure-Python leader clustering (a record joins the first cluster whose leader is
   within `threshold` standardized distance, else starts one; O(n x clusters)), then each cluster
   keeps clamp(round(ratio x size), floor=1, cap=20) of its most recent records;
-- prunelab: `condense` and `random` at the same budget imbalanced-learn's CNN chose, and `auto`.
+- prunelab: `condense` and `random` at the budgets imbalanced-learn's CNN and ENN chose, and `auto`.
 Rewrites the `select:peers` block of the select section in benchmarks/RESULTS.md.
 """
 
@@ -84,12 +84,14 @@ def run(sizes: list[int], seeds: int) -> list[dict[str, Any]]:
                 enn = EditedNearestNeighbours(sampling_strategy="all")
                 enn.fit_resample(X, y)
                 add("imblearn EditedNearestNeighbours", enn.sample_indices_, time.perf_counter() - t0)
+                enn_budget = len(enn.sample_indices_)
                 t0 = time.perf_counter()
                 idx = similarity_clusters(X, d.timestamps)
                 add("similarity-cluster heuristic", idx, time.perf_counter() - t0)
-                for strategy in ("condense", "random"):
-                    sel = prunelab.select(X, y, keep_count=budget, strategy=strategy, random_state=seed)
-                    add(f"prunelab {strategy} (CNN's budget)", sel.indices, sel.report.seconds)
+                for peer, count in (("CNN", budget), ("ENN", enn_budget)):
+                    for strategy in ("condense", "random"):
+                        sel = prunelab.select(X, y, keep_count=count, strategy=strategy, random_state=seed)
+                        add(f"prunelab {strategy} ({peer}'s budget)", sel.indices, sel.report.seconds)
                 sel = prunelab.select(X, y, strategy="auto", random_state=seed)
                 add("prunelab auto", sel.indices, sel.report.seconds)
     return rows
