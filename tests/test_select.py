@@ -211,6 +211,7 @@ def test_imblearn_pipeline() -> None:
     ({"min_keep": 0}, "min_keep"),
     ({"strategy": "magic"}, "unknown strategy"),
     ({"keep": 0.3, "keep_count": 5}, "not both"),
+    ({"keep": 0.3, "keep_count": 5, "strategy": "cluster"}, "not both"),
     ({"task": "clustering"}, "unknown task"),
 ])
 def test_bad_input_raises_user_error(kwargs: dict, fragment: str) -> None:

@@ -53,6 +53,8 @@ def select(X: Any, y: Any = None, keep: float | None = None, *, keep_count: int 
     """
     if strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if keep is not None and keep_count is not None:
+        raise UserError("give either keep (a fraction) or keep_count (a number of samples), not both")
     if keep is None and keep_count is None and strategy != "auto":
         keep = 0.3
     selector = get_selector(strategy, keep=keep, keep_count=keep_count, min_keep=min_keep, task=task,
