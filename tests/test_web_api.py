@@ -185,6 +185,7 @@ def test_show_rename_inside_mistakes_and_test_images(client: httpx.Client, train
     assert all(layer["sparsity"] == 0 for layer in inside["layers"])
     first = inside["first_layer"]
     assert first["kind"] == "linear" and np.array(first["kept_fraction"]).shape == (28, 28)
+    assert first["dense"] is True and np.array(first["magnitude"]).max() == 1.0
     hist = inside["histograms"]["fc1"]
     assert len(hist["edges"]) == len(hist["counts"]) + 1 and sum(hist["counts"]) == 784 * 300
 
@@ -255,6 +256,10 @@ def test_prune_job_makes_a_child_in_the_lineage(client: httpx.Client, trained: d
     assert client.get("/api/models/base").json()["children"] == [child["id"]]
     inside = client.get(f"/api/models/{child['id']}/inside").json()
     assert inside["parent"] == trained["base"] and "other_counts" in inside["histograms"]["fc1"]
+    kept = np.array(inside["first_layer"]["kept_fraction"])
+    assert inside["first_layer"]["dense"] is False and kept.mean() < 0.2
+    # magnitude pruning keeps pixels where digits are drawn: the centre keeps more than the border
+    assert kept[8:20, 8:20].mean() > 3 * kept[:3].mean()
     fc = inside["layers"]
     zeros = sum(la["weights"] - la["nonzero"] for la in fc)
     assert zeros / sum(la["weights"] for la in fc) == pytest.approx(0.9, abs=1e-3)

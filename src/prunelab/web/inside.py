@@ -61,8 +61,11 @@ def first_layer_maps(model: Model, units: int = 8) -> dict[str, Any]:
     Linear on a flattened (1, H, W) image: `kept_fraction` (H, W) is the
     fraction of units still connected to each pixel (the digit-centred band
     after magnitude pruning), `units` the kept masks of the first `units`
-    neurons as (H, W) 0/1 maps. Conv: `kernels` are the first filters'
-    kept masks (k, k), input channel 0.
+    neurons as (H, W) 0/1 maps; `magnitude` (H, W) and `unit_magnitudes`
+    are the mean |w| per pixel and each unit's |w|, scaled to [0, 1] (what a
+    dense model shows). Conv: `kernels` are the first filters' kept masks
+    (k, k), input channel 0, and `kernel_magnitudes` their |w| scaled.
+    `dense` is True when the layer has no zero weight.
     """
     layers = model.spec.weight_layers()
     if not layers:
@@ -74,11 +77,22 @@ def first_layer_maps(model: Model, units: int = 8) -> dict[str, Any]:
     if first.kind == "linear" and len(hw) == 2 and keep.shape[1] == c * hw[0] * hw[1]:
         h, w = hw
         per_pixel = keep.reshape(keep.shape[0], c, h, w)[:, 0]  # (units, H, W)
-        return {"kind": "linear", "layer": first.name, "height": h, "width": w,
+        mag = np.abs(model.weights[name]).reshape(keep.shape[0], c, h, w)[:, 0]  # (units, H, W)
+        return {"kind": "linear", "layer": first.name, "height": h, "width": w, "dense": bool(keep.all()),
                 "kept_fraction": per_pixel.mean(axis=0).round(4).tolist(),
-                "units": [m.astype(np.uint8).tolist() for m in per_pixel[:units]]}
+                "units": [m.astype(np.uint8).tolist() for m in per_pixel[:units]],
+                "magnitude": _scaled(mag.mean(axis=0)).tolist(),
+                "unit_magnitudes": [_scaled(m).tolist() for m in mag[:units]]}
     if first.kind == "conv2d":
-        return {"kind": "conv2d", "layer": first.name,
+        mag = np.abs(model.weights[name])
+        return {"kind": "conv2d", "layer": first.name, "dense": bool(keep.all()),
                 "kernels": [k[0].astype(np.uint8).tolist() for k in keep[: units * 2]],
+                "kernel_magnitudes": [_scaled(k[0]).tolist() for k in mag[: units * 2]],
                 "kept_fraction_per_filter": keep.reshape(keep.shape[0], -1).mean(axis=1).round(4).tolist()}
     return {"kind": first.kind, "layer": first.name}
+
+
+def _scaled(a: np.ndarray) -> np.ndarray:
+    """Non-negative array divided by its maximum (all zeros stay zeros), rounded for JSON."""
+    top = float(a.max()) if a.size else 0.0
+    return (a / top if top > 0 else a).round(4)

@@ -242,7 +242,7 @@
   async function loadModels() { return (await api("/api/models")).models; }
   function fillSelect(select, models, selected) {
     select.innerHTML = models.length ? models.map((m) =>
-      `<option value="${esc(m.id)}" ${m.id === selected ? "selected" : ""}>${esc(label(m))} · ${esc(m.arch)} · ${fmt.pct(m.test_accuracy)} · ${fmt.pct(m.sparsity, 0)} sparse</option>`).join("")
+      `<option value="${esc(m.id)}" ${m.id === selected || (m.name && m.name === selected) ? "selected" : ""}>${esc(label(m))} · ${esc(m.arch)} · ${fmt.pct(m.test_accuracy)} · ${fmt.pct(m.sparsity, 0)} sparse</option>`).join("")
       : `<option value="">no models yet</option>`;
   }
   function query(name) { return new URLSearchParams(location.search).get(name); }
