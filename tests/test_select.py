@@ -154,12 +154,12 @@ def test_condense_matches_imblearn_enn_edits() -> None:
     assert ours_clean == kept_by_enn
 
 
-def test_no_dense_matrix_at_twenty_thousand() -> None:
-    X, y = blobs(20_000, d=8)
+def test_no_dense_matrix_at_twelve_thousand() -> None:
+    X, y = blobs(12_000, d=8)
     for strategy in ("cluster", "diversity", "condense", "prototype", "importance"):
         sel = prunelab.select(X, y, keep=0.3, strategy=strategy)
-        # a dense 20k x 20k float32 matrix would be 1.6 GB; stay two orders of magnitude below
-        assert sel.report.peak_bytes < 40 * 2**20, (strategy, sel.report.peak_bytes)
+        # a dense 12k x 12k float32 matrix would be 576 MB; stay over an order of magnitude below
+        assert sel.report.peak_bytes < 24 * 2**20, (strategy, sel.report.peak_bytes)
 
 
 # --- sklearn / imblearn contract ------------------------------------------------------------------------
