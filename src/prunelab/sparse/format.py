@@ -399,10 +399,12 @@ def read_artifact(path: str | Path) -> Artifact:
     payload = memoryview(body)[json_len:]
     try:
         return _parse(str(p), header, payload, size)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
         if isinstance(exc, UserError):
-            raise
-        raise _bad(str(p), f"malformed header: {exc!r}") from None
+            if str(p) in str(exc):
+                raise
+            raise _bad(str(p), str(exc)) from None  # e.g. an unknown precision: name the file and the fix
+        raise _bad(str(p), f"malformed header: {exc!r}") from None  # ArithmeticError: inf/0 in sizes, strides
 
 
 def _parse(path: str, header: dict[str, Any], payload: memoryview, size: int) -> Artifact:
