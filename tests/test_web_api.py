@@ -447,6 +447,20 @@ def test_bad_input_is_a_4xx_with_a_message_and_changes_nothing(
     assert len(client.get("/api/jobs").json()["jobs"]) == jobs_before
 
 
+def test_cross_origin_writes_are_refused(client: httpx.Client, server: LiveServer, trained: dict[str, Any]) -> None:
+    before = store_snapshot(server.root)
+    r = client.post("/api/jobs/train", json={"epochs": 1, "train_limit": 500},
+                    headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-origin" in r.json()["detail"]
+    r = client.delete("/api/models/base", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    assert store_snapshot(server.root) == before
+    # the page's own origin is fine, and so are reads from anywhere
+    r = client.patch("/api/models/base", json={"name": "base"}, headers={"Origin": server.url})
+    assert r.status_code == 400 and "already exists" in r.json()["detail"], r.text
+    assert client.get("/api/models", headers={"Origin": "http://evil.example"}).status_code == 200
+
+
 def test_oversized_upload_without_content_length_is_refused(client: httpx.Client, trained: dict[str, Any]) -> None:
     """A chunked upload (no Content-Length header) is capped while reading."""
     big = b"\x89PNG" + os.urandom(5 * 1024 * 1024 + 10)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -68,7 +69,16 @@ def create_app(store_root: str | Path | None = None, workers: int = 1) -> FastAP
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     @app.middleware("http")
-    async def cap_uploads(request: Request, call_next: Any) -> Response:
+    async def guard(request: Request, call_next: Any) -> Response:
+        # Another web site open in the same browser may send "simple" cross-origin POSTs to
+        # this local server (forms, multipart); refuse any state-changing request whose
+        # Origin is not this server.
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and origin and origin != "null" \
+                and urlsplit(origin).netloc != request.headers.get("host", ""):
+            return JSONResponse({"detail": f"cross-origin request from {origin} refused; use the explorer's "
+                                           "own pages or call the API without an Origin header"},
+                                status_code=403)
         length = request.headers.get("content-length")
         if request.method in ("POST", "PUT", "PATCH") and length and length.isdigit() \
                 and int(length) > MAX_UPLOAD + 64 * 1024:
