@@ -99,6 +99,13 @@ class ModelSpec:
             raise UserError(f"unknown model spec keys {sorted(unknown)}")
         try:
             layers = tuple(_layer_from_dict(d) for d in data["layers"])
+        except KeyError:
+            raise UserError("model spec is missing 'layers'") from None
+        except UserError:
+            raise
+        except (TypeError, ValueError):  # layers is not a list of objects
+            raise UserError("model spec layers must be a list of layer objects") from None
+        try:
             spec = cls(
                 input_shape=tuple(int(v) for v in data["input_shape"]),
                 classes=int(data["classes"]),
@@ -107,6 +114,11 @@ class ModelSpec:
             )
         except KeyError as exc:
             raise UserError(f"model spec is missing {exc}") from None
+        except (TypeError, ValueError, OverflowError):  # e.g. classes: Infinity or "ten"
+            raise UserError("model spec input_shape and classes must be positive integers") from None
+        if len(spec.input_shape) < 1 or min(spec.input_shape) < 1 or spec.classes < 1:
+            raise UserError(f"model spec input_shape {list(spec.input_shape)} and classes {spec.classes} "
+                            "must be positive integers")
         spec.output_shapes()  # validates that the sizes chain
         return spec
 
@@ -177,7 +189,14 @@ def _layer_from_dict(d: dict[str, Any]) -> Layer:
             raise UserError(f"layer {name!r}: {key} must be a positive integer, got {value!r}")
         args[key] = value
     for key, default in optional.items():
-        args[key] = d.get(key, default)
+        value = d.get(key, default)
+        # a stride of 0 would divide by zero when shapes are computed; padding must be >= 0
+        ok = (isinstance(value, bool) if key == "bias"
+              else (value is None and default is None) or (isinstance(value, int) and not isinstance(value, bool)
+                                                           and value >= (0 if key == "padding" else 1)))
+        if not ok:
+            raise UserError(f"layer {name!r}: {key} has a bad value {value!r}")
+        args[key] = value
     return Layer(kind=kind, name=name, args=args)
 
 
