@@ -278,16 +278,12 @@ def build_router(state: WebState) -> APIRouter:
 
     @api.post("/jobs/train", status_code=202)
     def submit_train(body: TrainRequest) -> dict[str, Any]:
+        from prunelab.data.datasets import confined_dataset, limit_train
         from prunelab.models.presets import create_spec
         from prunelab.train import TrainConfig
 
-        opts = body.model_dump(exclude={"name"})
-        config = TrainConfig.from_dict(opts)
-        from prunelab.data.datasets import limit_train
-
+        config = TrainConfig.from_dict(body.model_dump(exclude={"name"}))
         create_spec(config.arch, hidden=config.hidden, channels=config.channels)  # checks sizes now
-        from prunelab.data.datasets import confined_dataset
-
         # requests may only name IDX folders inside <store root>/datasets
         config = TrainConfig.from_dict({**config.to_dict(),
                                         "dataset": confined_dataset(config.dataset, state.store.root / "datasets")})
