@@ -141,6 +141,19 @@ def test_pages_render_and_assets_ship_with_the_package(client: httpx.Client) -> 
     assert r.status_code == 404 and "detail" in r.json()
 
 
+def test_datasets_lists_mnist_and_idx_folders_in_the_store(client: httpx.Client, server: LiveServer) -> None:
+    from prunelab.data.idx import write_idx
+
+    assert client.get("/api/datasets").json()["datasets"] == ["mnist"]
+    folder = server.root / "datasets" / "tiny-idx"
+    folder.mkdir(parents=True)
+    for split, n in (("train", 20), ("t10k", 10)):
+        write_idx(folder / f"{split}-images-idx3-ubyte", np.zeros((n, 28, 28), np.uint8))
+        write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    (server.root / "datasets" / "empty").mkdir()
+    assert client.get("/api/datasets").json()["datasets"] == ["mnist", "idx:tiny-idx"]
+
+
 def test_health_and_presets(client: httpx.Client) -> None:
     h = client.get("/api/health").json()
     assert h["ok"] and h["workers"] == 1

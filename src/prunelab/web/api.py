@@ -167,6 +167,14 @@ def build_router(state: WebState) -> APIRouter:
                         "params": spec.num_params(), "custom": name in ("mlp", "cnn")})
         return {"presets": out, "defaults": TrainRequest().model_dump()}
 
+    @api.get("/datasets")
+    def datasets() -> dict[str, Any]:
+        """`mnist` plus every folder of IDX files under <store>/datasets (what train accepts)."""
+        root = state.store.root / "datasets"
+        found = sorted(f"idx:{p.name}" for p in (root.iterdir() if root.is_dir() else [])
+                       if p.is_dir() and any(p.glob("train-images*")))
+        return {"datasets": ["mnist", *found], "folder": str(root)}
+
     # --- models --------------------------------------------------------------
     @api.get("/models")
     def list_models() -> dict[str, Any]:

@@ -134,6 +134,16 @@ def _document_errors(app: FastAPI) -> None:
         schema.setdefault("components", {}).setdefault("schemas", {})["HTTPValidationError"] = {
             "title": "HTTPValidationError", "type": "object", "required": ["detail"],
             "properties": {"detail": {"title": "Detail", "type": "string"}}}
+        # every route may refuse bad input (400, UserError), a missing model or job (404) and, for
+        # bodies, a too-large upload (413), all with the same {"detail": message} body
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+        for path, item in schema.get("paths", {}).items():
+            for method, op in item.items() if path.startswith("/api/") else ():
+                responses = op.setdefault("responses", {})
+                responses.setdefault("400", {"description": "Bad input; detail says how to fix it", **error})
+                responses.setdefault("404", {"description": "No such model or job", **error})
+                if method in ("post", "put", "patch"):
+                    responses.setdefault("413", {"description": "The request is too large", **error})
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
