@@ -371,6 +371,143 @@ def test_any_damaged_byte_or_truncation_is_one_user_error(data: st.DataObject, s
         assert str(path) in str(info.value)  # the message names the file
 
 
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
+                       st.text(max_size=6), st.lists(st.integers(-5, 2**40), max_size=4),
+                       st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+
+def _paths(node: object, prefix: tuple = ()) -> list[tuple]:
+    """Every path (tuple of keys/indices) into a JSON tree."""
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+def _replace(node: object, path: tuple, value: object) -> object:
+    if not path:
+        return value
+    node = dict(node) if isinstance(node, dict) else list(node)  # type: ignore[call-overload]
+    node[path[0]] = _replace(node[path[0]], path[1:], value)  # type: ignore[index]
+    return node
+
+
+@SETTINGS
+@given(data=st.data(), spec=specs(), precision=st.sampled_from(["fp32", "fp16", "int8"]))
+def test_a_tampered_header_with_a_valid_checksum_is_read_or_refused_cleanly(data: st.DataObject, spec: ModelSpec,
+                                                                            precision: str) -> None:
+    """Rewrite one value anywhere in the JSON header (shapes, counts, offsets, types, spec)
+    and fix the checksum, so only the structural checks stand between the file and the
+    decoder: reading must give a UserError or a consistent artifact, never another exception."""
+    import json
+    import struct
+    import zlib
+
+    TRIED["artifact_header_tamper"] += 1
+    weights = data.draw(patterned_weights(spec))
+    weights = {n: np.clip(w, -1e4, 1e4) for n, w in weights.items()}
+    blob, _ = encode_artifact(spec, weights, precision)
+    json_len = struct.unpack_from("<I", blob, 12)[0]
+    header = json.loads(zlib.decompress(blob[HEADER_SIZE:HEADER_SIZE + json_len]))
+    path = data.draw(st.sampled_from(_paths(header)[1:]))
+    header = _replace(header, path, data.draw(JSON_VALUES))
+    text = zlib.compress(json.dumps(header).encode())
+    payload = blob[HEADER_SIZE + json_len:]
+    fixed = struct.pack("<8sHHIQI4x", blob[:8], 1, 1, len(text), len(payload),
+                        zlib.crc32(payload, zlib.crc32(text)))
+    with TemporaryDirectory() as tmp:
+        file = Path(tmp) / "t.plsa"
+        file.write_bytes(fixed + text + payload)
+        try:
+            art = read_artifact(file)
+        except UserError as exc:
+            assert str(file) in str(exc), exc
+            return
+        for name, t in art.tensors.items():  # accepted: it must decode to the spec's shapes
+            assert t.to_dense().shape == dict(param_names(art.spec))[name]
+
+
+def _tampered(tmp: Path, path: tuple, value: object) -> Path:
+    """A small CNN artifact with one header value replaced and the checksum fixed."""
+    import json
+    import struct
+    import zlib
+
+    spec = cnn_spec((2,), (4,), kernel_size=3, input_shape=(1, 6, 6), classes=3)
+    blob, _ = encode_artifact(spec, {n: np.ones(s, np.float32) for n, s in param_names(spec)}, "fp32",
+                              {n: "csr" for n, _ in param_names(spec)})
+    json_len = struct.unpack_from("<I", blob, 12)[0]
+    header = _replace(json.loads(zlib.decompress(blob[HEADER_SIZE:HEADER_SIZE + json_len])), path, value)
+    text = zlib.compress(json.dumps(header).encode())
+    payload = blob[HEADER_SIZE + json_len:]
+    file = tmp / "t.plsa"
+    file.write_bytes(struct.pack("<8sHHIQI4x", blob[:8], 1, 1, len(text), len(payload),
+                                 zlib.crc32(payload, zlib.crc32(text))) + text + payload)
+    return file
+
+
+# regressions found by the property above: each escaped as a raw exception or an error without the file name
+@pytest.mark.parametrize(("path", "value", "fragment"), [
+    (("spec", "layers", 0, "stride"), 0, "stride"),  # ZeroDivisionError computing shapes
+    (("spec", "classes"), float("inf"), "positive integers"),  # OverflowError in int()
+    (("spec", "input_shape", 2), float("inf"), "positive integers"),  # OverflowError
+    (("tensors", 0, "parts", "values", 1), float("inf"), "malformed"),  # OverflowError sizing a part
+    (("tensors", 0, "precision"), "", "unknown precision"),  # UserError without the file name
+    (("precision",), "x", "unknown precision"),  # UserError without the file name
+])
+def test_regression_tampered_header_values(tmp_path: Path, path: tuple, value: object, fragment: str) -> None:
+    file = _tampered(tmp_path, path, value)
+    with pytest.raises(UserError) as info:
+        read_artifact(file)
+    assert str(file) in str(info.value) and fragment in str(info.value) and "export it again" in str(info.value)
+
+
+@pytest.mark.parametrize(("layer_key", "value"), [("stride", 0), ("stride", -2), ("padding", -1), ("bias", "yes"),
+                                                  ("stride", 1.5)])
+def test_regression_spec_rejects_bad_optional_layer_fields(layer_key: str, value: object) -> None:
+    d = cnn_spec((2,), (4,), kernel_size=3, input_shape=(1, 6, 6), classes=3).to_dict()
+    d["layers"][0][layer_key] = value
+    with pytest.raises(UserError, match=layer_key):
+        ModelSpec.from_dict(d)
+    d = mlp_spec((4,), input_shape=(1, 3, 3), classes=3).to_dict()
+    with pytest.raises(UserError, match="positive integers"):
+        ModelSpec.from_dict({**d, "classes": float("inf")})
+
+
+@SETTINGS
+@given(data=st.data(), spec=specs(), batch=st.integers(1, 5), forced=st.one_of(st.none(), st.sampled_from(ENCODINGS)))
+def test_runtime_matches_torch_for_any_sparsity_pattern(data: st.DataObject, spec: ModelSpec, batch: int,
+                                                        forced: str | None) -> None:
+    """The torch-free runtime on a round-tripped artifact computes what torch computes
+    with the same weights (any shapes, empty rows, all-zero layers, forced encodings)."""
+    import torch
+
+    from prunelab.models.builder import build, load_weights
+    from prunelab.sparse.runtime import Runtime
+
+    TRIED["runtime_vs_torch"] += 1
+    weights = data.draw(patterned_weights(spec))
+    weights = {n: np.clip(np.nan_to_num(w), -4, 4).astype(np.float32) for n, w in weights.items()}
+    encodings = {n: forced for n, _ in param_names(spec)} if forced else None
+    blob, _ = encode_artifact(spec, weights, "fp32", encodings)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(0, 256, size=(batch, *spec.input_shape), dtype=np.uint8)
+    with TemporaryDirectory() as tmp:
+        file = Path(tmp) / "m.plsa"
+        file.write_bytes(blob)
+        rt = Runtime(read_artifact(file), threads=1)
+        got = rt.logits(x)
+    module = load_weights(build(spec), weights).eval()
+    with torch.no_grad():
+        want = module(torch.from_numpy(x.astype(np.float32) / 255.0)).numpy()
+    assert got.shape == want.shape == (batch, spec.classes)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * (1 + float(np.abs(want).max())))
+
+
 # --- data selection ----------------------------------------------------------------
 
 # strategies cheap enough for hypothesis on tiny inputs (every one of them, auto included)
