@@ -72,6 +72,22 @@ def draw_seven(page: Any) -> None:
     page.mouse.up()
 
 
+def paper_digit(label: int) -> bytes:
+    """PNG of the first MNIST test digit with `label`, 8x larger, dark ink on white paper."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from prunelab.data.datasets import load_dataset
+
+    ds = load_dataset("mnist")
+    digit = ds.x_test[int(np.flatnonzero(ds.y_test == label)[0])]
+    buf = io.BytesIO()
+    Image.fromarray(255 - digit).resize((224, 224), Image.Resampling.BILINEAR).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_train_prune_test_compare_in_a_real_browser(page: Any, server: LiveServer) -> None:
     from playwright.sync_api import expect
 
@@ -140,6 +156,14 @@ def test_train_prune_test_compare_in_a_real_browser(page: Any, server: LiveServe
     for card in page.locator("#preds .pred").all():
         assert card.locator(".digit").inner_text().strip() in [str(d) for d in range(10)]
         expect(card.locator(".bar-row")).to_have_count(10)
+    # uploading a picture works too: a real MNIST "2", enlarged, dark ink on white paper
+    before = page.locator("#preview").evaluate("c => c.toDataURL()")
+    with page.expect_response("**/api/predict") as answer:
+        page.set_input_files("#upload", files=[{"name": "two.png", "mimeType": "image/png",
+                                                "buffer": paper_digit(2)}])
+    assert answer.value.ok and len(answer.value.json()["predictions"]) == 2
+    page.wait_for_function("before => document.querySelector('#preview').toDataURL() !== before", arg=before)
+    expect(page.locator("#preds .pred")).to_have_count(2)
     expect(page.locator("#gallery figure").first).to_be_visible()
     assert page.locator("#gallery img").first.evaluate("img => img.complete && img.naturalWidth") > 0
     shot(page, "06-test-drawn-digit")
