@@ -162,3 +162,30 @@ def test_registry_from_a_newer_prunelab_is_refused_untouched(prunelab_home):
     assert con.execute("PRAGMA user_version").fetchone()[0] == 99
     assert con.execute("SELECT COUNT(*) FROM models").fetchone()[0] == 1
     con.close()
+
+
+def test_racing_saves_for_one_name_give_one_model_and_clear_errors(prunelab_home):
+    """Regression: a name taken between the check and the insert was reported as a damaged registry."""
+    import threading
+
+    errors: list[str] = []
+    saved: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def save(i: int) -> None:
+        store = Store()
+        barrier.wait()
+        try:
+            saved.append(store.save(_model(i, name="same")).id)
+        except UserError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(saved) == 1 and len(errors) == 5
+    assert all("already exists" in e for e in errors), errors
+    assert [r["id"] for r in Store().list()] == saved
+    assert len(list((prunelab_home / "models").glob("*.safetensors"))) == 1

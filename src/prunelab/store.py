@@ -119,6 +119,8 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
             db.row_factory = sqlite3.Row
             yield db
+        except (sqlite3.IntegrityError, sqlite3.OperationalError):
+            raise  # constraint violations and busy/locked errors are handled by the callers
         except sqlite3.DatabaseError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise
@@ -231,6 +233,8 @@ class Store:
                     raise
         except sqlite3.IntegrityError as exc:
             (self.models_dir / file).unlink(missing_ok=True)
+            if "name" in str(exc):  # another process took the name between our check and our insert
+                raise UserError(f"a model named {name!r} already exists; pick another --name") from None
             raise UserError(f"cannot store the model: {exc}") from None
         except BaseException:
             (self.models_dir / file).unlink(missing_ok=True)
@@ -251,8 +255,11 @@ class Store:
         model_id = self.resolve(ref)
         if name is not None:
             name = self.check_new_name(name)
-        with self._connect() as db:
-            db.execute("UPDATE models SET name = ? WHERE id = ?", (name, model_id))
+        try:
+            with self._connect() as db:
+                db.execute("UPDATE models SET name = ? WHERE id = ?", (name, model_id))
+        except sqlite3.IntegrityError:
+            raise UserError(f"a model named {name!r} already exists; pick another name") from None
 
     def remove(self, ref: str, recursive: bool = False) -> builtins.list[str]:
         """Delete a model (and with `recursive` its descendants); returns the removed ids."""
