@@ -54,21 +54,53 @@ class Context:
 
 
 def standardize(X: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """Column z-scores as float32 (n, d); constant columns become 0. Chunked to bound temporaries."""
-    X32 = X if X.dtype == np.float32 else None
-    mean = np.zeros(X.shape[1])
-    sq = np.zeros(X.shape[1])
-    for i in range(0, len(X), chunk):
-        block = X[i : i + chunk].astype(np.float64)
-        mean += block.sum(0)
-        sq += (block * block).sum(0)
-    mean /= len(X)
-    std = np.sqrt(np.maximum(sq / len(X) - mean * mean, 0.0))
-    std[std < 1e-12] = 1.0
+    """Column z-scores as float32 (n, d); constant columns become 0. Chunked to bound temporaries.
+
+    The sums run on X - X[0] (a large common offset would cancel the variance away) and, when
+    the squares overflow float64 (|x| above ~1e154), on (X - X[0]) / max|X - X[0]| per column,
+    so huge but finite features give z-scores, not NaN."""
+    n, d = X.shape
+    shift = X[0].astype(np.float64)
+    span: np.ndarray | None = None  # per-column divisor, only when the plain sums overflow
+
+    def moments() -> tuple[np.ndarray, np.ndarray]:
+        mean, sq = np.zeros(d), np.zeros(d)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for i in range(0, n, chunk):
+                block = X[i : i + chunk].astype(np.float64) - shift
+                if span is not None:
+                    block /= span
+                mean += block.sum(0)
+                sq += (block * block).sum(0)
+        return mean / n, sq / n
+
+    mean, sq = moments()
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(sq))):  # rare: rescale and sum again
+        with np.errstate(over="ignore", invalid="ignore"):
+            lo, hi = X.min(0).astype(np.float64), X.max(0).astype(np.float64)
+            if not (np.all(np.isfinite(hi - shift)) and np.all(np.isfinite(shift - lo))):
+                shift = np.zeros(d)  # |x| near 1e308: even X - X[0] overflows
+            span = np.maximum(np.abs(hi - shift), np.abs(lo - shift))
+        span[~(span > 0)] = 1.0
+        mean, sq = moments()
+    unit = np.ones(d) if span is None else span
+    std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    std[std * unit < 1e-12] = 1.0  # constant column: z = 0
+    # z = (x - center) / scale in the input's units (float32 inputs stay float32 when that fits)
+    with np.errstate(over="ignore"):
+        center, scale = shift + mean * unit, std * unit
+        c32, s32 = center.astype(np.float32), scale.astype(np.float32)
+    fast32 = X.dtype == np.float32 and bool(np.all(np.isfinite(c32)) and np.all(np.isfinite(s32)) and np.all(s32 > 0))
+    fast64 = bool(np.all(np.isfinite(center)) and np.all(np.isfinite(scale)))
     out = np.empty(X.shape, dtype=np.float32)
-    for i in range(0, len(X), chunk):
-        src = X32[i : i + chunk] if X32 is not None else X[i : i + chunk]
-        out[i : i + chunk] = (src - mean.astype(np.float32)) / std.astype(np.float32)
+    for i in range(0, n, chunk):
+        src = X[i : i + chunk]
+        if fast32:
+            out[i : i + chunk] = (src - c32) / s32
+        elif fast64:
+            out[i : i + chunk] = (src.astype(np.float64, copy=False) - center) / scale
+        else:
+            out[i : i + chunk] = ((src.astype(np.float64) - shift) / unit - mean) / std
     return out
 
 
