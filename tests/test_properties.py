@@ -520,9 +520,13 @@ def selection_inputs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray | None, st
     n = draw(st.integers(1, 160))
     d = draw(st.integers(1, 6))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    layout = draw(st.sampled_from(["normal", "duplicates", "constant", "integers"]))
+    layout = draw(st.sampled_from(["normal", "duplicates", "constant", "integers", "huge", "offset"]))
     if layout == "normal":
         X = rng.standard_normal((n, d))
+    elif layout == "huge":  # finite, but the squares overflow float64
+        X = rng.standard_normal((n, d)) * draw(st.sampled_from([1e160, 1e300, 1e-300]))
+    elif layout == "offset":  # tiny spread on a large offset
+        X = 1e9 + rng.standard_normal((n, d))
     elif layout == "duplicates":
         X = rng.standard_normal((max(1, n // 4), d))[rng.integers(0, max(1, n // 4), n)]
     elif layout == "constant":
@@ -616,3 +620,16 @@ def test_reservoir_never_exceeds_its_cap(cap: int, batches: list[int], min_keep:
             assert len(res) == arrived
         ids = res.ids
         assert len(np.unique(ids)) == len(ids) and (ids.size == 0 or 0 <= ids.min() <= ids.max() < arrived)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_regression_selection_with_huge_finite_features(strategy: str) -> None:
+    """Found by a scan: |x| ~1e300 overflowed the standardization sums to NaN, and k-means /
+    NearestNeighbors crashed with "Input X contains NaN" on valid, finite input."""
+    rng = np.random.default_rng(0)
+    X = np.hstack([rng.standard_normal((80, 1)) * 1e300, rng.standard_normal((80, 2)) * 1e200,
+                   rng.standard_normal((80, 1))])
+    y = rng.integers(0, 3, 80)
+    sel = select(X, y, keep=0.25, strategy=strategy, min_keep=5)
+    assert len(sel.indices) == 20 and set(y[sel.indices]) == {0, 1, 2}
+    assert np.all(np.isfinite(sel.scores))
