@@ -199,6 +199,19 @@ def test_global_masks_with_ignored_and_fixed_layers(weights: dict[str, np.ndarra
 
 
 @SETTINGS
+@given(weights=weight_sets(), s=sparsities, scope=st.sampled_from(["global", "layer"]))
+def test_torch_tensors_give_the_same_masks_as_numpy(weights: dict[str, np.ndarray], s: float, scope: str) -> None:
+    import torch
+
+    TRIED["masks_torch_input"] += 1
+    fn = global_magnitude_masks if scope == "global" else layer_magnitude_masks
+    from_numpy = fn(weights, s)
+    from_torch = fn({n: torch.from_numpy(w.copy()).requires_grad_() for n, w in weights.items()}, s,
+                    masks={n: torch.from_numpy(m) for n, m in from_numpy.items()})
+    assert all(np.array_equal(from_numpy[n], from_torch[n]) for n in weights)
+
+
+@SETTINGS
 @given(weights=weight_sets(), s=sparsities, seed=st.integers(0, 2**31), scope=st.sampled_from(["global", "layer"]))
 def test_random_masks_exact_and_seeded(weights: dict[str, np.ndarray], s: float, seed: int, scope: str) -> None:
     TRIED["masks_random"] += 1
@@ -280,15 +293,21 @@ def patterned_weights(draw: st.DrawFn, spec: ModelSpec) -> dict[str, np.ndarray]
     return out
 
 
+META = st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                                                     st.floats(allow_nan=False, allow_infinity=False),
+                                                     st.text(max_size=20)), max_size=4)
+
+
 def round_trip(spec: ModelSpec, weights: dict[str, np.ndarray], precision: str,
-               encodings: dict[str, str] | None) -> tuple[dict[str, np.ndarray], bytes]:
-    data, infos = encode_artifact(spec, weights, precision, encodings)
+               encodings: dict[str, str] | None, meta: dict | None = None) -> tuple[dict[str, np.ndarray], bytes]:
+    data, infos = encode_artifact(spec, weights, precision, encodings, meta)
     with TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.plsa"
         path.write_bytes(data)
         art = read_artifact(path)
         assert art.bytes == len(data)
         assert art.spec.to_dict() == spec.to_dict()
+        assert art.meta == (meta or {})
         for info in infos:
             t = art.tensors[info.name]
             assert (t.encoding, t.nnz, t.size) == (info.encoding, info.nnz, info.size)
@@ -304,12 +323,13 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 @SETTINGS
-@given(data=st.data(), spec=specs(), forced=st.one_of(st.none(), st.sampled_from(ENCODINGS)))
-def test_fp32_artifact_round_trips_bit_exactly(data: st.DataObject, spec: ModelSpec, forced: str | None) -> None:
+@given(data=st.data(), spec=specs(), forced=st.one_of(st.none(), st.sampled_from(ENCODINGS)), meta=META)
+def test_fp32_artifact_round_trips_bit_exactly(data: st.DataObject, spec: ModelSpec, forced: str | None,
+                                               meta: dict) -> None:
     TRIED["artifact_fp32_round_trip"] += 1
     weights = data.draw(patterned_weights(spec))
     encodings = {n: forced for n, _ in param_names(spec)} if forced else None
-    back, _ = round_trip(spec, weights, "fp32", encodings)
+    back, _ = round_trip(spec, weights, "fp32", encodings, meta)
     assert set(back) == set(weights)
     for name, w in weights.items():
         assert back[name].dtype == np.float32
