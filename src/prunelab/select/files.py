@@ -53,11 +53,38 @@ def load(path: str | Path, targets: list[str] | tuple[str, ...] = (), timestamps
     raise UserError(f"unsupported input {p.name}: use a .npz (arrays X, y) or a .csv with a header row")
 
 
+def _check_npz_headers(p: Path) -> None:
+    """Refuse an array whose .npy header claims more data than its member holds, before numpy
+    allocates the claimed shape (a 100-byte file claiming 10**11 floats made it try 745 GiB)."""
+    with zipfile.ZipFile(p) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                continue  # not an array; reported as an unexpected entry below
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    continue  # numpy checks the rest; 3.0 headers only add UTF-8 field names
+                if dtype.hasobject:
+                    continue  # refused by allow_pickle=False with its own message
+                claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if claimed != info.file_size - f.tell():
+                    raise UserError(f"{p}: array {info.filename!r} claims shape {shape} ({claimed} bytes) but "
+                                    f"holds {info.file_size - f.tell()} bytes; the file is damaged, "
+                                    "write it again with numpy.savez(path, X=..., y=...)")
+
+
 def _load_npz(p: Path) -> Table:
     try:
+        _check_npz_headers(p)
         with np.load(p, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, MemoryError) as exc:
+        if isinstance(exc, UserError):
+            raise
         why = str(exc).splitlines()[0] if str(exc) else "corrupt"
         raise UserError(f"cannot read {p} as .npz ({type(exc).__name__}: {why}); "
                         "write it with numpy.savez(path, X=..., y=...)") from None
