@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +83,8 @@ def _load_npz(p: Path) -> Table:
         _check_npz_headers(p)
         with np.load(p, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, MemoryError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, MemoryError, zlib.error,
+            NotImplementedError, RuntimeError) as exc:  # zipfile: damaged deflate stream, odd or encrypted entries
         if isinstance(exc, UserError):
             raise
         why = str(exc).splitlines()[0] if str(exc) else "corrupt"
