@@ -661,3 +661,61 @@ def test_regression_selection_with_huge_finite_features(strategy: str) -> None:
     sel = select(X, y, keep=0.25, strategy=strategy, min_keep=5)
     assert len(sel.indices) == 20 and set(y[sel.indices]) == {0, 1, 2}
     assert np.all(np.isfinite(sel.scores))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), compressed=st.booleans(), cut=st.booleans(), where=st.floats(0.0, 1.0),
+       flip=st.integers(1, 255))
+def test_a_damaged_npz_is_read_or_refused_with_one_user_error(seed: int, compressed: bool, cut: bool,
+                                                              where: float, flip: int) -> None:
+    """`prunelab select --input FILE.npz` (and the explorer's upload) on a truncated or bit-flipped
+    file: a UserError or a readable table, never a zlib/zipfile/MemoryError traceback."""
+    import io
+
+    from prunelab.select.files import load
+
+    TRIED["select_npz_damage"] += 1
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((int(rng.integers(1, 40)), int(rng.integers(1, 4))))
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, X=X, y=np.arange(len(X)) % 3)
+    blob = bytearray(buf.getvalue())
+    pos = min(int(where * len(blob)), len(blob) - 1)
+    if cut:
+        blob = blob[:pos]
+    else:
+        blob[pos] ^= flip
+    with TemporaryDirectory() as tmp:
+        file = Path(tmp) / "in.npz"
+        file.write_bytes(bytes(blob))
+        try:
+            table = load(file)
+        except UserError:
+            return
+        assert table.X.ndim == 2
+
+
+def _forged_npz(path: Path, shape: tuple[int, ...], payload: bytes) -> Path:
+    """An .npz whose X.npy header claims `shape` float64 but carries only `payload`."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("X.npy", buf.getvalue() + payload)
+    return path
+
+
+def test_regression_npz_claiming_a_huge_array_is_refused_before_allocation(tmp_path: Path) -> None:
+    """Found while fuzzing selection inputs: a 200-byte .npz claiming 10**11 floats made numpy
+    try to allocate 745 GiB (MemoryError traceback from `prunelab select`)."""
+    from prunelab.select.files import load
+    from tests.conftest import assert_user_error, run_cli
+
+    bomb = _forged_npz(tmp_path / "bomb.npz", (10**5, 10**6), b"\0" * 64)
+    with pytest.raises(UserError, match="claims shape"):
+        load(bomb)
+    assert_user_error(run_cli("select", "--input", str(bomb), "--keep", "0.5", "--out", str(tmp_path / "o.npz")),
+                      "claims shape")
+    assert not (tmp_path / "o.npz").exists()
