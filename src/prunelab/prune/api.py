@@ -203,6 +203,10 @@ def prune(
     rec = base_recipe.with_(epochs=finetune_epochs, lr=lr, distill=distill)
     epochs = rec.epochs if rec.epochs is not None else int(tcfg.get("epochs", 8))
     rec = rec.with_(epochs=epochs)
+    if schedule == "lottery" and recipe is None:
+        # each round retrains from the initial weights: use the parent's own training recipe
+        rec = rec.with_(lr=lr if lr is not None else tcfg.get("lr"), optimizer=tcfg.get("optimizer"),
+                        lr_schedule=tcfg.get("lr_schedule"))
     used_threads = set_threads(threads)
     ds, data_info = _training_data(parent, dataset)
     x, y = to_input(ds.x_train), torch.from_numpy(ds.y_train)
@@ -260,8 +264,10 @@ def prune(
 
 
 def default_schedule(sparsity: float, method: str) -> str:
-    """The default recipe's schedule (see docs/pruning.md for the measurements)."""
-    return "oneshot"
+    """The default recipe's schedule: gradual for magnitude pruning (it beat
+    one-shot at 90/95/98% on LeNet-300-100, docs/pruning.md); structured
+    pruning is one-shot only."""
+    return "oneshot" if method == "structured" else "gradual"
 
 
 def compute_masks(
