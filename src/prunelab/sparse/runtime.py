@@ -309,8 +309,8 @@ class Runtime:
         return sum(op.nnz for op in self.weighted())
 
     def kernels(self, batch: int = 1) -> dict[str, str]:
-        """Kernel each weighted layer uses for a batch of `batch` samples."""
-        widths = self._widths(batch)
+        """Kernel each weighted layer uses for a batch of `batch` samples (run in chunks of `chunk`)."""
+        widths = self._widths(min(batch, self.chunk))
         return {op.layer.name: op.kernel(widths[op.layer.name]) for op in self.weighted()}
 
     def describe(self) -> list[dict[str, Any]]:
@@ -319,14 +319,11 @@ class Runtime:
     def _widths(self, batch: int) -> dict[str, int]:
         """Matmul width (columns of X) of each weighted layer at `batch`."""
         out: dict[str, int] = {}
-        shape = tuple(self.spec.input_shape)
         for layer, nxt in zip(self.spec.layers, self.spec.output_shapes(), strict=True):
             if layer.kind == "linear":
                 out[layer.name] = batch
             elif layer.kind == "conv2d":
                 out[layer.name] = batch * nxt[1] * nxt[2]
-            shape = nxt
-        del shape
         return out
 
     def _chunk_size(self) -> int:
@@ -348,7 +345,7 @@ class Runtime:
         rng = np.random.default_rng(0)
         set_blas_threads(self.threads)
         for batch, key in ((1, "small"), (wide_batch, "wide")):
-            widths = self._widths(batch)
+            widths = self._widths(min(batch, self.chunk))
             for op in self.weighted():
                 x = rng.random((op.cols, widths[op.layer.name]), dtype=np.float32)
                 best = {}
