@@ -301,3 +301,37 @@ def test_random_header_damage_only_ever_raises_user_error(tmp_path: Path, encodi
             read_artifact(path)
         except UserError:
             pass
+
+
+def _decode_one(q: np.ndarray, encoding: str, precision: str = "fp32") -> np.ndarray:
+    """Encode one tensor as a one-layer model's weight, read it back, return it dense."""
+    rows, cols = q.shape
+    spec = mlp_spec((rows,), input_shape=(1, 1, cols), classes=2)
+    weights = {"fc1.weight": q, "fc1.bias": np.zeros(rows, np.float32),
+               "fc2.weight": np.ones((2, rows), np.float32), "fc2.bias": np.zeros(2, np.float32)}
+    data, _ = encode_artifact(spec, weights, precision, {"fc1.weight": encoding})
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "one.plsa"
+        p.write_bytes(data)
+        return read_artifact(p).tensors["fc1.weight"].to_dense()
+
+
+def test_round_trip_property() -> None:
+    """Any shape, any sparsity pattern (runs, isolated entries, empty rows), every encoding."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=40, deadline=None)
+    @given(rows=st.integers(1, 40), cols=st.integers(1, 300), density=st.floats(0, 1),
+           seed=st.integers(0, 2**16), encoding=st.sampled_from(ENCODINGS))
+    def check(rows: int, cols: int, density: float, seed: int, encoding: str) -> None:
+        rng = np.random.default_rng(seed)
+        q = rng.standard_normal((rows, cols)).astype(np.float32)
+        q[rng.random((rows, cols)) >= density] = 0.0
+        if rows > 2:
+            q[rng.integers(rows)] = 0.0  # an empty row
+        np.testing.assert_array_equal(_decode_one(q, encoding), q)
+
+    check()
