@@ -70,6 +70,9 @@ def machine() -> str:
             f"BLAS {blas}" + (f", OPENBLAS_CORETYPE={core}" if core else ""))
 
 
+REUSED: list[str] = []
+
+
 def get_models(store: Any, ds: Any, epochs: int, ft_epochs: int) -> dict[tuple[str, float], Any]:
     """{(arch, sparsity): Model} with sparsity 0.0 for the dense parent; reuses stored ones by name."""
     import prunelab
@@ -80,6 +83,7 @@ def get_models(store: Any, ds: Any, epochs: int, ft_epochs: int) -> dict[tuple[s
         name = f"bench-{arch}-e{epochs}"
         try:
             parent = store.load(name)
+            REUSED.append(name)
             log(f"reusing {name}")
         except UserError:
             t0 = time.perf_counter()
@@ -92,6 +96,7 @@ def get_models(store: Any, ds: Any, epochs: int, ft_epochs: int) -> dict[tuple[s
             child_name = f"{name}-p{round(s * 100)}-ft{ft_epochs}"
             try:
                 child = store.load(child_name)
+                REUSED.append(child_name)
                 log(f"reusing {child_name}")
             except UserError:
                 t0 = time.perf_counter()
@@ -342,7 +347,9 @@ def main() -> None:
               f"training set; children pruned by `prunelab.prune` (global magnitude, default schedule) with "
               f"{args.finetune_epochs} fine-tune epochs. Latency contenders run in alternating rounds in one "
               f"process on real test images; `dense` sizes are the float32 safetensors of the weights. "
-              f"Run time {time.perf_counter() - t_start:.0f} s.")
+              f"Run time {time.perf_counter() - t_start:.0f} s"
+              + (f" (the {len(REUSED)} models were trained and pruned by an earlier run with the same "
+                 "settings and reused from its --store)." if REUSED else "."))
     text = report(rows, cross, header)
     print("\n" + text)
     if not args.no_write:
