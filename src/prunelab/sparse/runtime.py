@@ -390,6 +390,8 @@ class Runtime:
         if self.threads != _BLAS_THREADS:
             set_blas_threads(self.threads)
         n = xs.shape[0]
+        if n == 0:  # an empty batch has empty scores (reshape(-1, 0) would fail deep in _forward)
+            return np.zeros((0, self.spec.classes), np.float32)
         if n == 1:
             return self._forward1(xs)
         if n <= self.chunk:
