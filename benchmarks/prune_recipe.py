@@ -55,6 +55,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                "recipe": Recipe(lr=3e-3, lr_schedule="constant", gradual_updates=100)},
     "gradual-const-5e-3-100": {"schedule": "gradual",
                                "recipe": Recipe(lr=5e-3, lr_schedule="constant", gradual_updates=100)},
+    "gradual-2e-3-100-anneal": {"schedule": "gradual", "recipe": Recipe(
+        lr=2e-3, lr_schedule="constant", gradual_updates=100, anneal=True)},
+    "gradual-3e-3-100-anneal": {"schedule": "gradual", "recipe": Recipe(
+        lr=3e-3, lr_schedule="constant", gradual_updates=100, anneal=True)},
     "gradual-2e-3-100": {"schedule": "gradual", "recipe": Recipe(lr=2e-3, gradual_updates=100)},
     "adam3e-3-const": {"schedule": "oneshot", "recipe": Recipe(lr=3e-3, lr_schedule="constant")},
     "distill-0.9-t2": {"schedule": "oneshot", "recipe": Recipe(lr=1e-3, distill=0.9, temperature=2.0)},

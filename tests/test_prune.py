@@ -100,8 +100,12 @@ def test_pruned_weights_stay_exactly_zero_through_finetuning(trained: Model, rec
     assert all(np.count_nonzero(r.model.weights[b]) == r.model.weights[b].size for b in biases)
 
 
-def test_gradual_schedule_reaches_target_and_holds_zeros(trained: Model) -> None:
-    r = prunelab.prune(trained, sparsity=0.95, schedule="gradual", finetune_epochs=2, threads=1, distill=0.5)
+@pytest.mark.parametrize("anneal", [False, True], ids=["one-run", "anneal"])
+def test_gradual_schedule_reaches_target_and_holds_zeros(trained: Model, anneal: bool) -> None:
+    recipe = Recipe(lr=2e-3, lr_schedule="constant", anneal=anneal, gradual_updates=7)
+    r = prunelab.prune(trained, sparsity=0.95, schedule="gradual", finetune_epochs=2, threads=1, distill=0.5,
+                       recipe=recipe)
+    assert [h["epoch"] for h in r.history] == [1, 2]
     n = sum(trained.weights[k].size for k in trained.weight_names())
     assert r.sparsity == round(0.95 * n) / n and r.model.sparsity() == r.sparsity
     assert_zeros_held(r, trained)

@@ -302,6 +302,24 @@ def _finetune(module: torch.nn.Module, masks: dict[str, torch.Tensor], rec: Reci
                before_step=before_step)
 
 
+def _finetune_annealed(module: torch.nn.Module, masks: dict[str, torch.Tensor], rec: Recipe, x: torch.Tensor,
+                       y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, teacher: torch.Tensor | None,
+                       seed: int, cb: Callback) -> list[dict[str, Any]]:
+    """Fixed masks: with `rec.anneal`, the first gradual_fraction of the epochs at
+    `rec.lr_schedule`, the rest with the lr annealed to zero (cosine) - the
+    same lr profile as the gradual schedule, so the two compare fairly."""
+    epochs = rec.epochs or 0
+    if not (rec.anneal and epochs >= 2):
+        return _finetune(module, masks, rec, x, y, x_test, y_test, teacher, seed, cb)
+    first = max(1, min(epochs - 1, round(epochs * rec.gradual_fraction)))
+    hist = _finetune(module, masks, rec, x, y, x_test, y_test, teacher, seed, cb, epochs=first)
+    tail = _finetune(module, masks, rec.with_(lr_schedule="cosine"), x, y, x_test, y_test, teacher, seed + 1,
+                     cb, phase="anneal", epochs=epochs - first)
+    for row in tail:
+        row["epoch"] += first
+    return hist + tail
+
+
 def _magnitude(parent: Model, sparsity: float, scope: str, schedule: str, ignored: list[str],
                fixed: dict[str, float], rec: Recipe, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
                y_test: torch.Tensor, classes: int, teacher: torch.Tensor | None, seed: int, cb: Callback,
@@ -320,14 +338,21 @@ def _magnitude(parent: Model, sparsity: float, scope: str, schedule: str, ignore
     history: list[dict[str, Any]] = []
     if schedule == "oneshot" or (schedule == "gradual" and not rec.epochs):
         if rec.epochs:
-            history = _history_rows(_finetune(module, tmasks, rec, x, y, x_test, y_test, teacher, seed, cb),
-                                    M.mask_sparsity(final))
+            history = _history_rows(_finetune_annealed(module, tmasks, rec, x, y, x_test, y_test, teacher,
+                                                       seed, cb), M.mask_sparsity(final))
     elif schedule == "gradual":
         module = parent.to_torch()
         start = M.mask_sparsity(old) if old else 0.0
         live = _torch_masks(old if old else {n: np.ones(w.shape, dtype=bool) for n, w in weights.items()})
-        steps = max(1, math.ceil(len(y) / rec.batch_size)) * max(rec.epochs or 0, 1)
-        t0, n, dt = gradual_plan(steps, start, sparsity, rec.gradual_fraction, rec.gradual_updates)
+        total_epochs = rec.epochs or 1
+        # anneal: prune over the first gradual_fraction of the epochs at the recipe's lr,
+        # then a second run with the masks fixed and the lr annealed (cosine) to zero
+        anneal = rec.anneal and total_epochs >= 2
+        epochs = max(1, min(total_epochs - 1, round(total_epochs * rec.gradual_fraction))) if anneal \
+            else total_epochs
+        steps = max(1, math.ceil(len(y) / rec.batch_size)) * epochs
+        t0, n, dt = gradual_plan(steps, start, sparsity, 1.0 if anneal else rec.gradual_fraction,
+                                 rec.gradual_updates)
         params = dict(module.named_parameters())
         last = [-1.0]
 
@@ -345,7 +370,6 @@ def _magnitude(parent: Model, sparsity: float, scope: str, schedule: str, ignore
             for k in names:
                 live[k].copy_(torch.from_numpy(new[k].astype(np.float32)))
 
-        epochs = rec.epochs or 1
         raw = _finetune(module, live, rec, x, y, x_test, y_test, teacher, seed, cb, epochs=epochs,
                         before_step=before_step)
         if last[0] < sparsity:  # too few steps to finish the schedule: the last update now
@@ -358,6 +382,12 @@ def _magnitude(parent: Model, sparsity: float, scope: str, schedule: str, ignore
         history = _history_rows(raw, M.mask_sparsity(final))
         for i, row in enumerate(history):  # sparsity reached at the end of each epoch
             row["sparsity"] = gradual_sparsity(min((i + 1) * steps // epochs, steps), start, sparsity, t0, n, dt)
+        if anneal:
+            tail = _finetune(module, live, rec.with_(lr_schedule="cosine"), x, y, x_test, y_test, teacher,
+                             seed + 1, cb, phase="anneal", epochs=total_epochs - epochs)
+            for row in _history_rows(tail, M.mask_sparsity(final)):
+                row["epoch"] += epochs
+                history.append(row)
     else:  # lottery
         module, final, history = _lottery(parent, sparsity, scope, ignored, fixed, old, rec, x, y, x_test,
                                           y_test, teacher, seed, cb, tcfg)
@@ -432,7 +462,7 @@ def _structured(parent: Model, sparsity: float, scope: str, ignored: list[str], 
     tmasks = _torch_masks(child.masks)
     history: list[dict[str, Any]] = []
     if rec.epochs:
-        history = _history_rows(_finetune(module, tmasks, rec, x, y, x_test, y_test, teacher, seed, cb),
-                                removed["fraction"])
+        history = _history_rows(_finetune_annealed(module, tmasks, rec, x, y, x_test, y_test, teacher, seed,
+                                                   cb), removed["fraction"])
     out = Model(spec=child.spec, weights=get_weights(module), masks=child.masks)
     return out, removed["fraction"], removed["layers"], acc_before, history
