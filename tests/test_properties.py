@@ -507,7 +507,7 @@ def test_regression_spec_rejects_bad_optional_layer_fields(layer_key: str, value
 
 
 @SETTINGS
-@given(data=st.data(), spec=specs(), batch=st.integers(1, 5), forced=st.one_of(st.none(), st.sampled_from(ENCODINGS)))
+@given(data=st.data(), spec=specs(), batch=st.integers(0, 5), forced=st.one_of(st.none(), st.sampled_from(ENCODINGS)))
 def test_runtime_matches_torch_for_any_sparsity_pattern(data: st.DataObject, spec: ModelSpec, batch: int,
                                                         forced: str | None) -> None:
     """The torch-free runtime on a round-tripped artifact computes what torch computes
@@ -533,7 +533,7 @@ def test_runtime_matches_torch_for_any_sparsity_pattern(data: st.DataObject, spe
     with torch.no_grad():
         want = module(torch.from_numpy(x.astype(np.float32) / 255.0)).numpy()
     assert got.shape == want.shape == (batch, spec.classes)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * (1 + float(np.abs(want).max())))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * (1 + float(np.abs(want).max(initial=0))))
 
 
 # --- data selection ----------------------------------------------------------------
@@ -719,3 +719,15 @@ def test_regression_npz_claiming_a_huge_array_is_refused_before_allocation(tmp_p
     assert_user_error(run_cli("select", "--input", str(bomb), "--keep", "0.5", "--out", str(tmp_path / "o.npz")),
                       "claims shape")
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_regression_runtime_empty_batch(tmp_path: Path) -> None:
+    """Found by a scan of odd inputs: an empty batch raised "cannot reshape array of size 0"."""
+    from prunelab.sparse.format import write_artifact
+    from prunelab.sparse.runtime import load as load_runtime
+
+    for spec in (mlp_spec((8,), input_shape=(1, 28, 28)), cnn_spec((2,), (4,), kernel_size=5)):
+        write_artifact(tmp_path / "m.plsa", spec, {n: np.ones(s, np.float32) for n, s in param_names(spec)})
+        rt = load_runtime(tmp_path / "m.plsa")
+        assert rt.logits(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+        assert rt.predict(np.zeros((0, 784), np.float32)).shape == (0,)
