@@ -44,7 +44,7 @@ bench: $(STAMP)
 reliability: $(STAMP) browser
 	rm -f test-output/reliability.jsonl
 	PRUNELAB_RELIABILITY=full $(PY) -m pytest -q --timeout 3600 tests/test_reliability_store.py \
-	  tests/test_security.py $(wildcard tests/test_properties.py tests/test_fuzz_api.py tests/test_load.py)
+	  tests/test_security.py tests/test_properties.py tests/test_fuzz_api.py tests/test_load.py
 	$(PY) benchmarks/reliability_report.py
 
 clean:
