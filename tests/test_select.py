@@ -243,3 +243,20 @@ def test_reservoir_stays_under_cap_and_prefers_recent() -> None:
         res.add(X[:5, :2], y[:5], timestamps=np.zeros(5))
     with pytest.raises(UserError):
         Reservoir(cap=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 150), classes=st.integers(1, 6), keep=st.floats(0.01, 1.0), min_keep=st.integers(1, 40),
+       strategy=st.sampled_from(STRATEGIES), seed=st.integers(0, 3))
+def test_count_is_exact_or_floored(n: int, classes: int, keep: float, min_keep: int, strategy: str,
+                                   seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    y = rng.integers(0, classes, size=n)
+    sel = prunelab.select(X, y, keep=keep, min_keep=min_keep, strategy=strategy, random_state=seed)
+    requested = requested_count(n, keep=keep)
+    expected = max(requested, min(min_keep, n), len(np.unique(y)))
+    assert len(sel.indices) == expected == sel.report.kept_count
+    assert len(np.unique(sel.indices)) == expected
+    assert set(np.unique(y[sel.indices])) == set(np.unique(y))
+    assert bool(sel.report.floors) == (expected != requested)
