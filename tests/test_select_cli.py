@@ -122,3 +122,16 @@ def test_select_bad_input_in_a_real_process(tmp_path: Path) -> None:
     out = tmp_path / "out.npz"
     assert_user_error(run_cli("select", "--input", str(src), "--keep", "0.3", "--out", str(out)), "nan or inf")
     assert not out.exists()
+
+
+def test_select_csv_timestamps_and_scores_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from prunelab.cli import main
+
+    src = _csv(tmp_path / "runs.csv")
+    main(["select", "--input", str(src), "--target", "label", "--timestamps", "items", "--scores", "cpu",
+          "--strategy", "importance", "--keep-count", "40", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert res["kept_count"] == 40
+    assert res["report"]["decisions"]["components"] == ["recency", "quality", "difficulty"]
+    # 3 float64 features (io, workers, chunk), 1-char labels (<U1: 4 bytes), float64 timestamps and scores
+    assert res["bytes_before"] == 120 * (3 * 8 + 4 + 8 + 8)
