@@ -118,7 +118,8 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
 def summary_table(scenarios: list[dict[str, Any]]) -> list[str]:
     """Markdown rows: mean accuracy, kept fraction and memory saving per cell and method."""
     lines = ["| suite | store | size | task | method | keep | kept | accuracy % | full % | delta pp | "
-             "memory saved | select s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "memory saved | select s | predict speedup (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in scenarios:
         key = (r["suite"], r.get("store", ""), r.get("size", r.get("original_count", "")), r.get("task", ""),
@@ -130,12 +131,18 @@ def summary_table(scenarios: list[dict[str, Any]]) -> list[str]:
                                                            "delta_pp", "memory_saving", "select_seconds")}
         lines.append(f"| {' | '.join(str(v) for v in key)} | {m['kept_fraction']:.1%} | {100 * m['accuracy']:.2f} | "
                      f"{100 * m['accuracy_full']:.2f} | {m['delta_pp']:+.2f} | {m['memory_saving']:.1%} | "
-                     f"{m['select_seconds']:.3f} |")
+                     f"{m['select_seconds']:.3f} | {_median_speedup(g)} |")
     return lines
 
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.3g}"
+
+
+def _median_speedup(rows: list[dict[str, Any]]) -> str:
+    """Median of measured k-NN predict-time ratios (full / subset); blank where not measured."""
+    values = [r["predict_speedup"] for r in rows if r.get("predict_speedup")]
+    return f"{float(np.median(values)):.2f}x" if values else ""
 
 
 def html_report(result: dict[str, Any], images: list[str]) -> str:
