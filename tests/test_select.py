@@ -260,3 +260,20 @@ def test_count_is_exact_or_floored(n: int, classes: int, keep: float, min_keep: 
     assert len(np.unique(sel.indices)) == expected
     assert set(np.unique(y[sel.indices])) == set(np.unique(y))
     assert bool(sel.report.floors) == (expected != requested)
+
+
+@pytest.mark.parametrize("strategy, params, fragment", [
+    ("cluster", {"spread": 1.5}, "spread must be"),
+    ("cluster", {"max_clusters": 0}, "max_clusters must be"),
+    ("prototype", {"mode": "medium"}, "mode must be"),
+    ("importance", {"half_life": 0.0}, "half_life must be"),
+    ("importance", {"weights": (1.0, -1.0, 1.0)}, "weights must be"),
+    ("diversity", {"cell_size": 1}, "cell_size must be"),
+    ("condense", {"n_neighbors": 0}, "n_neighbors must be"),
+    ("auto", {"per_group": 0}, "per_group must be"),
+    ("random", {"nope": 1}, "unknown option"),
+])
+def test_bad_strategy_parameters(strategy: str, params: dict, fragment: str) -> None:
+    X, y = blobs(60)
+    with pytest.raises(UserError, match=fragment):
+        prunelab.select(X, y, keep=0.5, strategy=strategy, **params)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from prunelab.select.base import BaseSelector, standardize, warm_imports
+from prunelab.select.base import BaseSelector, check_param, standardize, warm_imports
 from prunelab.select.budget import check_keep, check_min_keep
 from prunelab.select.report import measure
 from prunelab.select.selectors import label_codes, self_neighbors, standard_target
@@ -103,6 +103,9 @@ class AutoSelector(BaseSelector):
 
         check_keep(self.keep, self.keep_count)
         check_min_keep(self.min_keep)
+        check_param("per_group", self.per_group, 1e-9)
+        check_param("cautious", self.cautious, 0.0, 1.0)
+        check_param("noise_threshold", self.noise_threshold, 0.0, 1.0)
         warm_imports()
         with measure(self.trace_memory) as m:
             Xa, ya, ts, sc = check_inputs(X, y, timestamps, scores)

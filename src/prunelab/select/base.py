@@ -264,6 +264,21 @@ def _controller() -> Any:
     return _CONTROLLER
 
 
+def check_param(name: str, value: Any, low: float, high: float = float("inf"), *, integer: bool = False,
+                allow_none: bool = False) -> None:
+    """scikit-learn style constraint: `value` in [low, high] (an int if `integer`), else UserError
+    naming the allowed range and the value received."""
+    from prunelab.errors import UserError
+
+    if value is None and allow_none:
+        return
+    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kind) or not (low <= value <= high):
+        what = "an integer" if integer else "a number"
+        top = "" if high == float("inf") else f" and <= {high}"
+        raise UserError(f"{name} must be {what} >= {low}{top}, got {value!r}")
+
+
 def top_k(idx: np.ndarray, key: np.ndarray, quota: int) -> np.ndarray:
     """The `quota` entries of `idx` with the largest `key` (ties broken by position)."""
     if quota >= len(idx):

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from prunelab.select.base import BaseSelector, Context, top_k
+from prunelab.errors import UserError
+from prunelab.select.base import BaseSelector, Context, check_param, top_k
 from prunelab.select.budget import allocate
 
 # ---------------------------------------------------------------------------------------------------
@@ -185,6 +186,11 @@ class ClusterSelector(BaseSelector):
         self.max_clusters = max_clusters
         self.spread = spread
 
+    def _prepare(self, ctx: Context) -> None:
+        check_param("n_clusters", self.n_clusters, 1, integer=True, allow_none=True)
+        check_param("max_clusters", self.max_clusters, 1, integer=True)
+        check_param("spread", getattr(self, "spread", 0.0), 0.0, 1.0)
+
     def _cluster(self, ctx: Context, idx: np.ndarray, quota: int) -> tuple[np.ndarray, np.ndarray, int]:
         k = (min(int(self.n_clusters), quota) if self.n_clusters
              else auto_clusters(len(idx), quota, self.max_clusters))
@@ -239,8 +245,10 @@ class PrototypeSelector(ClusterSelector):
         self.plentiful = plentiful
 
     def _prepare(self, ctx: Context) -> None:
+        super()._prepare(ctx)
+        check_param("plentiful", self.plentiful, 1, integer=True)
         if self.mode not in ("auto", "hard", "easy"):
-            raise ValueError(f"prototype mode must be auto, hard or easy, got {self.mode!r}")
+            raise UserError(f"prototype mode must be auto, hard or easy, got {self.mode!r}")
         per_stratum = ctx.count / max(1, len(ctx.strata.labels))
         self.mode_ = self.mode if self.mode != "auto" else ("hard" if per_stratum >= self.plentiful else "easy")
         ctx.notes.append(f"prototype mode {self.mode_} ({per_stratum:.0f} kept per stratum, "
@@ -287,6 +295,12 @@ class ImportanceSelector(BaseSelector):
         self.reference = reference
 
     def _prepare(self, ctx: Context) -> None:
+        check_param("half_life", self.half_life, 1e-9)
+        check_param("sharpness", self.sharpness, 0.0)
+        check_param("n_neighbors", self.n_neighbors, 1, integer=True)
+        check_param("reference", self.reference, 2, integer=True)
+        if len(self.weights) != 3 or any(not np.isfinite(w) or w < 0 for w in self.weights):
+            raise UserError(f"weights must be three numbers >= 0 (recency, quality, difficulty), got {self.weights!r}")
         n = len(ctx.X)
         parts: list[tuple[str, float, np.ndarray]] = []
         w_rec, w_qual, w_diff = self.weights
@@ -350,6 +364,9 @@ class DiversitySelector(BaseSelector):
         super().__init__(keep, keep_count=keep_count, min_keep=min_keep, task=task, random_state=random_state,
                          trace_memory=trace_memory)
         self.cell_size = cell_size
+
+    def _prepare(self, ctx: Context) -> None:
+        check_param("cell_size", self.cell_size, 2, integer=True)
 
     def _pick(self, ctx: Context, idx: np.ndarray, quota: int) -> tuple[np.ndarray, np.ndarray]:
         if quota >= len(idx):
@@ -431,6 +448,10 @@ class CondenseSelector(BaseSelector):
         self.radius = radius
 
     def _prepare(self, ctx: Context) -> None:
+        check_param("n_neighbors", self.n_neighbors, 1, integer=True)
+        check_param("tolerance", self.tolerance, 1e-9)
+        check_param("max_rounds", self.max_rounds, 0, integer=True)
+        check_param("radius", self.radius, 0.0)
         self.fallback_: DiversitySelector | None = None
         if ctx.y is None or len(ctx.X) < 3:
             self.fallback_ = DiversitySelector(trace_memory=False)
