@@ -73,10 +73,12 @@ def machine() -> str:
 REUSED: list[str] = []
 
 
-def get_models(store: Any, ds: Any, epochs: int, ft_epochs: int) -> dict[tuple[str, float], Any]:
+def get_models(store: Any, ds: Any, epochs: int, ft_epochs: int, schedule: str | None
+               ) -> dict[tuple[str, float], Any]:
     """{(arch, sparsity): Model} with sparsity 0.0 for the dense parent; reuses stored ones by name."""
     import prunelab
     from prunelab.errors import UserError
+    from prunelab.prune.api import default_schedule
 
     out = {}
     for arch in ARCHS:
@@ -93,7 +95,8 @@ def get_models(store: Any, ds: Any, epochs: int, ft_epochs: int) -> dict[tuple[s
                 f"({time.perf_counter() - t0:.0f} s)")
         out[(arch, 0.0)] = parent
         for s in SPARSITIES:
-            child_name = f"{name}-p{round(s * 100)}-ft{ft_epochs}"
+            sched = schedule or default_schedule(s, "magnitude")
+            child_name = f"{name}-p{round(s * 100)}-{sched}-ft{ft_epochs}"
             try:
                 child = store.load(child_name)
                 REUSED.append(child_name)
@@ -101,7 +104,7 @@ def get_models(store: Any, ds: Any, epochs: int, ft_epochs: int) -> dict[tuple[s
             except UserError:
                 t0 = time.perf_counter()
                 res = prunelab.prune(parent.id, sparsity=s, finetune_epochs=ft_epochs, store=store,
-                                     name=child_name, threads=1, dataset=ds)
+                                     name=child_name, threads=1, dataset=ds, schedule=sched)
                 child = res.model
                 log(f"pruned {child_name}: accuracy {res.test_accuracy:.4f} "
                     f"(before fine-tune {res.accuracy_before_finetune:.4f}, {time.perf_counter() - t0:.0f} s)")
@@ -303,6 +306,7 @@ def main() -> None:
     ap.add_argument("--store", help="keep/reuse trained and pruned models in this PRUNELAB_HOME")
     ap.add_argument("--epochs", type=int, default=6, help="training epochs of the dense parents")
     ap.add_argument("--finetune-epochs", type=int, default=3, help="fine-tune epochs after pruning")
+    ap.add_argument("--schedule", help="pruning schedule (default: prunelab.prune's default)")
     ap.add_argument("--budget", type=float, default=1.0, help="seconds of timing per batch size and model")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
@@ -323,7 +327,8 @@ def main() -> None:
     t_start = time.perf_counter()
     ds = prunelab.data.load_dataset("mnist")
     store = Store(home)
-    models = get_models(store, ds, args.epochs, args.finetune_epochs)
+    models = get_models(store, ds, args.epochs, args.finetune_epochs, args.schedule)
+    schedules = sorted({m.meta["config"].get("schedule") for (_, s), m in models.items() if s > 0})
     rows = []
     with tempfile.TemporaryDirectory(prefix="prunelab-artifacts-") as tmp:
         for (arch, s), model in models.items():
@@ -344,7 +349,8 @@ def main() -> None:
               f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; one thread "
               f"everywhere (BLAS, torch, runtime); numpy {np.__version__}, scipy {scipy.__version__}, "
               f"torch {torch.__version__}. Dense parents trained {args.epochs} epochs on the 60k MNIST "
-              f"training set; children pruned by `prunelab.prune` (global magnitude, default schedule) with "
+              f"training set; children pruned by `prunelab.prune` (global magnitude, {'/'.join(schedules)} "
+              f"schedule) with "
               f"{args.finetune_epochs} fine-tune epochs. Latency contenders run in alternating rounds in one "
               f"process on real test images; `dense` sizes are the float32 safetensors of the weights. "
               f"Run time {time.perf_counter() - t_start:.0f} s"
