@@ -24,7 +24,7 @@ import numpy as np
 from prunelab.select.base import BaseSelector, check_param, standardize, warm_imports
 from prunelab.select.budget import check_keep, check_min_keep
 from prunelab.select.report import measure
-from prunelab.select.selectors import label_codes, self_neighbors, standard_target
+from prunelab.select.selectors import label_codes, standard_target
 from prunelab.select.strata import check_inputs, detect_task
 
 
@@ -43,8 +43,8 @@ def profile(Z: np.ndarray, y: np.ndarray | None, task: str, seed: int = 0, sampl
     pair = np.linalg.norm(Z[a[distinct_pairs]] - Z[b[distinct_pairs]], axis=1) if distinct_pairs.any() else np.ones(1)
     median = float(np.median(pair)) if len(pair) else 1.0
     r = radius * median
+    tree = NearestNeighbors().fit(Z[ref])  # one tree for both measurements
     if r > 0 and len(ref) > 1:
-        tree = NearestNeighbors().fit(Z[ref])
         counts = np.array([len(v) for v in tree.radius_neighbors(Z[query], radius=r, return_distance=False)])
     else:  # all points identical
         counts = np.full(len(query), len(ref))
@@ -60,10 +60,15 @@ def profile(Z: np.ndarray, y: np.ndarray | None, task: str, seed: int = 0, sampl
         "radius": r,
         "label_noise": None,
     }
-    if y is not None and n >= 4:
-        nb = self_neighbors(Z[ref], 5)
-        nbq = nb[q_pos]
-        k = nbq.shape[1]
+    if y is not None and len(ref) >= 4:
+        # 5 nearest reference rows of each query row (itself excluded): only the queries, not all rows
+        k = min(5, len(ref) - 1)
+        _, nb = tree.kneighbors(Z[query], n_neighbors=k + 1)
+        is_self = nb == q_pos[:, None]
+        drop = np.where(is_self.any(1), is_self.argmax(1), k)
+        keep_mask = np.ones_like(nb, dtype=bool)
+        keep_mask[np.arange(len(nb)), drop] = False
+        nbq = nb[keep_mask].reshape(len(nb), k)
         if task == "classification":
             codes = label_codes(y[ref])
             votes = codes[nbq]
@@ -83,7 +88,8 @@ class AutoSelector(BaseSelector):
     """Measures the data and delegates to the strategy it picks; `keep=None` lets it pick the fraction.
 
     per_group: samples kept per distinct group; cautious: above this fraction keep everything;
-    noise_threshold: label-noise rate from which `condense` is used.
+    noise_threshold: label-noise rate from which `condense` is used; condense_limit: above this many
+    rows `cluster` replaces `condense` (whose neighbour queries grow faster than linearly).
     """
 
     name = "auto"
@@ -91,12 +97,14 @@ class AutoSelector(BaseSelector):
 
     def __init__(self, keep: float | None = None, *, keep_count: int | None = None, min_keep: int = 20,
                  task: str = "auto", random_state: int = 0, trace_memory: bool = True,
-                 per_group: float = 5.0, cautious: float = 0.7, noise_threshold: float = 0.02) -> None:
+                 per_group: float = 5.0, cautious: float = 0.7, noise_threshold: float = 0.02,
+                 condense_limit: int = 50_000) -> None:
         super().__init__(keep, keep_count=keep_count, min_keep=min_keep, task=task, random_state=random_state,
                          trace_memory=trace_memory)
         self.per_group = per_group
         self.cautious = cautious
         self.noise_threshold = noise_threshold
+        self.condense_limit = condense_limit
 
     def fit(self, X: Any, y: Any = None, *, timestamps: Any = None, scores: Any = None) -> AutoSelector:
         from prunelab.select.strategies import get_selector
@@ -106,6 +114,7 @@ class AutoSelector(BaseSelector):
         check_param("per_group", self.per_group, 1e-9)
         check_param("cautious", self.cautious, 0.0, 1.0)
         check_param("noise_threshold", self.noise_threshold, 0.0, 1.0)
+        check_param("condense_limit", self.condense_limit, 0, integer=True)
         warm_imports()
         with measure(self.trace_memory) as m:
             Xa, ya, ts, sc = check_inputs(X, y, timestamps, scores)
@@ -140,6 +149,11 @@ class AutoSelector(BaseSelector):
         why_strategy = (f"label noise {noise:.1%} >= {self.noise_threshold:.0%} among repeats: condense edits "
                         "inconsistent repeats" if strategy == "condense"
                         else "cluster keeps every region of the data in proportion")
+        if strategy == "condense" and prof["samples"] > self.condense_limit:
+            # its neighbour queries grow faster than linearly (115 s at 100k x 32 on one core)
+            strategy = "cluster"
+            why_strategy = (f"label noise {noise:.1%} would call for condense, but {prof['samples']:,} rows exceed "
+                            f"condense_limit={self.condense_limit:,}: cluster (linear time) instead")
         if self.keep is not None or self.keep_count is not None:
             return strategy, self.keep, f"{why_strategy}; fraction given by the caller"
         if not redundant:
