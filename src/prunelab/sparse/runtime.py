@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -199,15 +200,28 @@ def _weighted(layer: Layer, w: Tensor, b: Tensor | None, policy: str) -> Weighte
 # --- layer functions on feature-major activations ------------------------------
 
 
+@lru_cache(maxsize=64)
+def _patch_index(h: int, w: int, k: int, stride: int) -> np.ndarray:
+    """Flat (h*w) indices of every (kh, kw, oh, ow) patch element: im2col as one gather."""
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    r = np.arange(k)[:, None, None, None] + stride * np.arange(oh)[None, None, :, None]
+    c = np.arange(k)[None, :, None, None] + stride * np.arange(ow)[None, None, None, :]
+    return (r * w + c).reshape(-1).astype(np.intp)
+
+
 def im2col(x: np.ndarray, k: int, stride: int, padding: int) -> tuple[np.ndarray, int, int]:
     """(C, n, H, W) -> (C*k*k, n*oh*ow) columns in PyTorch's (c, kh, kw) weight order.
 
-    One strided slice copy per kernel offset (k*k copies of C*n*oh*ow) is much
-    faster than numpy's general 6-D transpose copy."""
+    One sample: a single gather with a cached index. Batches: one strided
+    slice copy per kernel offset (k*k copies of C*n*oh*ow), much faster than
+    numpy's general 6-D transpose copy."""
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     c, n, h, w = x.shape
     oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    if n == 1:
+        flat = x.reshape(c, h * w)
+        return np.take(flat, _patch_index(h, w, k, stride), axis=1).reshape(c * k * k, oh * ow), oh, ow
     cols = np.empty((c, k, k, n, oh, ow), np.float32)
     for i in range(k):
         for j in range(k):
