@@ -129,11 +129,10 @@ def test_server_and_two_cli_processes_write_one_store(prunelab_home):
     import httpx
 
     seconds = scale(12, 90)
-    server = subprocess.Popen([sys.executable, "-m", "prunelab.cli", "serve", "--port", "0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().split("at ", 1)[1].split()[0].rstrip("/")
+    from tests.server_process import ServerProcess
+
+    with ServerProcess(prunelab_home) as server:
+        url = server.url
         workers = [subprocess.Popen([sys.executable, "-c", _WORKER, str(seconds)], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True) for _ in range(2)]
         api_errors: list[str] = []
@@ -171,9 +170,6 @@ def test_server_and_two_cli_processes_write_one_store(prunelab_home):
                 assert p.returncode == 0, err
                 results.append(json.loads(out.strip().splitlines()[-1]))
             listed = sorted(m["id"] for m in client.get("/api/models").json()["models"])
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
     cli_errors = [e for r in results for e in r["errors"]]
     assert api_errors == [] and cli_errors == [], (api_errors, cli_errors)
     expected = sorted([m for r in results for m in r["kept"]] + api_trained)

@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         sock.close()
         raise UserError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
                         "pick another --port") from None
+    sock.listen(128)  # accept connections (they queue) as soon as the URL is printed
     port = sock.getsockname()[1]
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"prunelab explorer running at http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)
