@@ -4,10 +4,11 @@
     rt.predict(x)         # (n,) int64 class indices; x uint8 0-255 or float 0-1
     rt.predict_proba(x)   # (n, classes) float32 softmax
 
-Activations are kept feature-major, (features, n) or (C, n, H, W), so a
-linear layer is Y = W @ X with X C-contiguous: scipy's CSR kernel then
-streams each stored weight against one contiguous row of X (an axpy over the
-batch), and no layer needs a transpose. Conv2d is im2col + the same matmul.
+Activations are kept feature-major with the batch innermost, (features, n)
+or (C, H, W, n), so a linear layer is Y = W @ X with X C-contiguous: scipy's
+CSR kernel then streams each stored weight against one contiguous row of X
+(an axpy over the batch), flatten is a reshape, and no layer needs a
+transpose. Conv2d is im2col (one gather) + the same matmul.
 
 Per layer and call the runtime picks the dense (BLAS) or the CSR kernel from
 the layer's density and the matmul width (batch x output pixels):
@@ -210,36 +211,31 @@ def _patch_index(h: int, w: int, k: int, stride: int) -> np.ndarray:
 
 
 def im2col(x: np.ndarray, k: int, stride: int, padding: int) -> tuple[np.ndarray, int, int]:
-    """(C, n, H, W) -> (C*k*k, n*oh*ow) columns in PyTorch's (c, kh, kw) weight order.
+    """(C, H, W, n) -> (C*k*k, oh*ow*n) columns, rows in PyTorch's (c, kh, kw)
+    weight order, columns (pixel, sample).
 
-    One sample: a single gather with a cached index. Batches: one strided
-    slice copy per kernel offset (k*k copies of C*n*oh*ow), much faster than
-    numpy's general 6-D transpose copy."""
+    With the batch innermost this is one gather along the pixel axis (cached
+    index) that copies runs of n contiguous floats, and the result is already
+    in matmul layout: no transpose copy."""
     if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    c, n, h, w = x.shape
+        x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    c, h, w, n = x.shape
     oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
-    if n == 1:
-        flat = x.reshape(c, h * w)
-        return np.take(flat, _patch_index(h, w, k, stride), axis=1).reshape(c * k * k, oh * ow), oh, ow
-    cols = np.empty((c, k, k, n, oh, ow), np.float32)
-    for i in range(k):
-        for j in range(k):
-            cols[:, i, j] = x[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
-    return cols.reshape(c * k * k, n * oh * ow), oh, ow
+    cols = np.take(x.reshape(c, h * w, n), _patch_index(h, w, k, stride), axis=1)
+    return cols.reshape(c * k * k, oh * ow * n), oh, ow
 
 
 def maxpool(x: np.ndarray, k: int, stride: int) -> np.ndarray:
-    """Max over k x k windows of (C, n, H, W) (no padding, floor mode, like torch).
+    """Max over k x k windows of (C, H, W, n) (no padding, floor mode, like torch).
 
-    Elementwise maxima of the k*k strided slices: numpy's reductions over
-    non-contiguous axes are an order of magnitude slower."""
-    c, n, h, w = x.shape
+    Elementwise maxima of the k*k strided slices (each slice copies runs of n
+    contiguous floats); numpy's reductions over strided axes are far slower."""
+    c, h, w, n = x.shape
     oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
     out = None
     for i in range(k):
         for j in range(k):
-            view = x[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+            view = x[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
             out = view.copy() if out is None else np.maximum(out, view, out=out)
     assert out is not None
     return out
@@ -448,8 +444,8 @@ class Runtime:
         """Logits (n, classes) of one chunk; never writes into `x`. With `stop`,
         the activations (feature-major) after the first `stop` ops instead."""
         n = x.shape[0]
-        # feature-major: (C, n, H, W) for images, (F, n) for vectors
-        h = x.transpose(1, 0, *range(2, x.ndim)) if x.ndim > 2 else x.T
+        # feature-major, batch innermost: (C, H, W, n) for images, (F, n) for vectors
+        h = x.transpose(*range(1, x.ndim), 0)
         owned = False  # h may still be the caller's memory: no in-place ops until a layer copies
         pool = self._pool
         for op in self.ops[:stop]:
@@ -460,17 +456,16 @@ class Runtime:
                 else:
                     a = op.layer.args
                     cols, oh, ow = im2col(h, a["kernel_size"], a["stride"], a["padding"])
-                    h = op.matmul(cols, op.kernel(cols.shape[1]), self.threads, pool).reshape(op.rows, n, oh, ow)
+                    h = op.matmul(cols, op.kernel(cols.shape[1]), self.threads, pool).reshape(op.rows, oh, ow, n)
                 owned = True
             elif op.kind == "relu":
                 h = np.maximum(h, 0, out=h) if owned else np.maximum(h, 0)
                 owned = True
             elif op.kind == "flatten":
-                if h.ndim > 2:  # (C, n, H, W) -> (C*H*W, n), PyTorch's per-sample (c, h, w) order
-                    if n == 1:
-                        h = h.reshape(-1, 1)  # a view: ownership unchanged
-                    else:
-                        h = np.moveaxis(h, 1, -1).reshape(-1, n)  # a copy
+                if h.ndim > 2:  # (C, H, W, n) -> (C*H*W, n): PyTorch's per-sample (c, h, w) order
+                    h = h.reshape(-1, n)  # a view unless h is the caller's transposed input
+                    if not h.flags.c_contiguous:
+                        h = np.ascontiguousarray(h)
                         owned = True
             elif op.kind == "maxpool2d":
                 k = op.args["kernel_size"]
