@@ -51,7 +51,13 @@ def time_call(fn: Callable[[], Any], budget_s: float = 0.3, min_runs: int = 5, m
 def torch_forward(module: Any, x: np.ndarray, threads: int = 1) -> Callable[[], Any]:
     """A no-grad eval-mode forward of a torch `module` on float input `x`
     (n, C, H, W), with torch limited to `threads` (imports torch)."""
-    import torch
+    try:
+        import torch
+    except ImportError:
+        from prunelab.errors import UserError
+
+        raise UserError("the PyTorch baseline needs torch installed; the artifact runtime itself "
+                        "(prunelab predict) does not") from None
 
     torch.set_num_threads(threads)
     module.eval()
