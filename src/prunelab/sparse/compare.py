@@ -116,7 +116,11 @@ def compare_model(model: Model, precision: str = "fp32", threads: int = 1, budge
         dense_gzip_bytes=len(gzip.compress(dense, compresslevel=9, mtime=0)), artifact_bytes=0,
         precision=precision, threads=threads)
     rng = np.random.default_rng(seed)
-    module = Model(model.spec, weights).to_torch()
+    try:
+        module = Model(model.spec, weights).to_torch()
+    except ImportError:
+        raise UserError("compare times the same weights in PyTorch, which is not installed here; "
+                        "the artifact runtime itself (prunelab predict) does not need it") from None
     with tempfile.TemporaryDirectory(prefix="prunelab-compare-") as tmp:
         path = Path(tmp) / "model.plsa"
         row.artifact_bytes = export(Model(model.spec, weights, meta=model.meta), path, precision).bytes
