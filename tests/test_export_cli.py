@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import prunelab
+from prunelab.data.images import mnist_style
 from prunelab.models.model import Model
-from prunelab.sparse.inputs import mnist_style
 from prunelab.store import Store
 from tests.conftest import assert_user_error, run_cli, store_snapshot
 
@@ -93,7 +93,7 @@ def test_predict_image_is_prepared_like_mnist(tmp_path: Path, stored: tuple[str,
     direct = prunelab.sparse.load(out).predict(digit[None])
     assert got["count"] == 1 and got["predictions"] == direct.tolist()
 
-    prepared = mnist_style(canvas.astype(np.float32) / 255)[0]
+    prepared = mnist_style(canvas.astype(np.float32) / 255)
     assert prepared.shape == (28, 28) and prepared.max() == pytest.approx(1.0)
     yy, xx = np.indices(prepared.shape)
     com = ((yy * prepared).sum() / prepared.sum(), (xx * prepared).sum() / prepared.sum())

@@ -421,7 +421,7 @@ BAD_REQUESTS = [
     ("get", "/api/jobs/job999", {}, 404, "no job"),
     ("post", "/api/jobs/job999/cancel", {}, 404, "no job"),
     ("post", "/api/predict", {"files": {"image": ("notes.txt", b"hello, not an image", "text/plain")}}, 400,
-     "not an image"),
+     "cannot read the upload as an image"),
     ("post", "/api/predict", {"files": {"image": ("empty.png", b"", "image/png")}}, 400, "empty"),
     ("post", "/api/predict", {"files": {"image": ("blank.png", png(np.full((50, 50), 255)), "image/png")}},
      400, "blank"),

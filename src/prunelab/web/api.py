@@ -366,7 +366,7 @@ def _predict(state: WebState, data: bytes, models: str) -> dict[str, Any]:
 
     from prunelab.train import to_input
 
-    digit = imaging.to_mnist(imaging.decode_image(data))
+    digit = imaging.to_mnist(data)
     refs = [m for m in (s.strip() for s in models.split(",")) if m]
     if not refs:
         refs = [r["id"] for r in state.store.list()][-MAX_COMPARE:]
