@@ -233,6 +233,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
                     out["rows"][s][key] += v
         out["seconds"] = max(out["seconds"], p["seconds"])
         out["settings"]["seeds"] += p["settings"]["seeds"]
+    out["settings"]["processes"] = len(parts)
     return out
 
 
@@ -276,7 +277,9 @@ def report(res: dict[str, Any]) -> str:
     lines = [
         f"## Pruning accuracy (`benchmarks/prune_accuracy.py`{' --quick' if st['quick'] else ''})",
         "",
-        f"{res['date']}, {res['machine']}, torch threads {st['threads']}, {res['seconds'] / 60:.0f} min.",
+        f"{res['date']}, {res['machine']}, torch threads {st['threads']}, {res['seconds'] / 60:.0f} min"
+        + (f" (seeds run as {st['processes']} parallel processes, merged with --merge)."
+           if st.get("processes", 1) > 1 else "."),
         f"LeNet-300-100 on full MNIST (60k train / 10k test), dense parents trained {st['epochs']} epochs, "
         f"{st['seeds']} seed(s); every pruned model fine-tuned at most {st['epochs']} epochs (the budget). "
         f"Dense test accuracy {fmt(dense)} %. Cells: test accuracy %, mean ± std over seeds; Δ vs dense in pp.",

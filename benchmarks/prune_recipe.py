@@ -59,6 +59,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
         lr=2e-3, lr_schedule="constant", gradual_updates=100, anneal=True)},
     "gradual-3e-3-100-anneal": {"schedule": "gradual", "recipe": Recipe(
         lr=3e-3, lr_schedule="constant", gradual_updates=100, anneal=True)},
+    "default": {"schedule": None, "recipe": None},
+    "default-sensitivity-budget": {"schedule": None, "recipe": None, "budget": "sensitivity"},
+    "structured-layer": {"schedule": None, "recipe": None, "method": "structured", "scope": "layer"},
+    "structured-global": {"schedule": None, "recipe": None, "method": "structured", "scope": "global"},
     "gradual-2e-3-100": {"schedule": "gradual", "recipe": Recipe(lr=2e-3, gradual_updates=100)},
     "adam3e-3-const": {"schedule": "oneshot", "recipe": Recipe(lr=3e-3, lr_schedule="constant")},
     "distill-0.9-t2": {"schedule": "oneshot", "recipe": Recipe(lr=1e-3, distill=0.9, temperature=2.0)},
@@ -88,7 +92,8 @@ def main() -> None:
         for name in names:
             v = VARIANTS[name]
             r = prunelab.prune(parent.model, sparsity=s, schedule=v["schedule"], recipe=v["recipe"],
-                               finetune_epochs=ft, threads=args.threads, seed=args.seed)
+                               finetune_epochs=ft, threads=args.threads, seed=args.seed, budget=v.get("budget"),
+                               method=v.get("method", "magnitude"), scope=v.get("scope", "global"))
             row = {"variant": name, "sparsity": s, "accuracy_before_finetune": r.accuracy_before_finetune,
                    "test_accuracy": r.test_accuracy, "delta_pp": (r.test_accuracy - dense) * 100,
                    "curve": [h["test_accuracy"] for h in r.history], "seconds": r.seconds}

@@ -108,8 +108,8 @@ def test_select_units_by_l1_norm() -> None:
 def test_structured_prune_stores_a_smaller_dense_child() -> None:
     store = Store()
     parent = prunelab.train(arch="lenet-300-100", epochs=2, train_limit=2000, threads=1, store=store).model
-    r = prunelab.prune(parent.id, sparsity=0.5, method="structured", scope="layer", finetune_epochs=1,
-                       store=store, threads=1)
+    r = prunelab.prune(parent.id, sparsity=0.5, method="structured", finetune_epochs=1, store=store, threads=1)
+    assert r.settings["scope"] == "layer"  # the measured default for structured pruning
     child = store.load(r.model.id)
     sizes = {la.name: la.weight_shape() for la in child.spec.weight_layers()}
     assert sizes == {"fc1": (150, 784), "fc2": (50, 150), "fc3": (10, 50)}

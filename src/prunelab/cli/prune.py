@@ -64,7 +64,8 @@ def register(sub: Any) -> None:
     p.add_argument("model", metavar="MODEL", help="model id or name")
     p.add_argument("--sparsity", type=_float, required=True,
                    help="fraction in [0, 1) of weights to zero (structured: of hidden neurons to remove)")
-    p.add_argument("--scope", default="global", help="global (one threshold) or layer (each layer to S)")
+    p.add_argument("--scope", default=None, help="global (one threshold) or layer (each layer to S); "
+                   "default: global for magnitude, layer for structured")
     p.add_argument("--method", default="magnitude", help="magnitude (weights) or structured (neurons/filters)")
     p.add_argument("--schedule", default=None, help="oneshot, gradual or lottery (default: the recipe's)")
     p.add_argument("--finetune-epochs", type=int, default=None,
