@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,3 +121,20 @@ def test_structured_prune_stores_a_smaller_dense_child() -> None:
     # pruning a structured child again (magnitude) chains on the smaller spec
     r2 = prunelab.prune(r.model.id, sparsity=0.8, finetune_epochs=0, store=store, threads=1)
     assert r2.model.spec == child.spec and r2.parent == r.model.id
+
+
+def test_structured_conv_filters_and_masked_parent(images: torch.Tensor) -> None:
+    m = random_model("lenet-5", seed=4)
+    keep = select_units(m.spec, m.weights, 0.5, scope="layer")
+    assert len(keep["conv1"]) == 10 and len(keep["conv2"]) == 25 and len(keep["fc1"]) == 250
+    child = remove_units(m, keep)
+    sizes = {la.name: la.weight_shape() for la in child.spec.weight_layers()}
+    assert sizes == {"conv1": (10, 1, 5, 5), "conv2": (25, 10, 5, 5), "fc1": (250, 400), "fc2": (10, 250)}
+    assert logits(child, images).shape == (300, 10)
+    # a masked (magnitude-pruned) parent: the masks are sliced along and still enforced
+    r = prunelab.prune(prunelab.train(arch="lenet-300-100", epochs=1, train_limit=600, threads=1).model,
+                       sparsity=0.9, finetune_epochs=0, threads=1)
+    s = prunelab.prune(r.model, sparsity=0.5, method="structured", finetune_epochs=1, threads=1)
+    assert s.model.masks and s.model.masks["fc1.weight"].shape == (150, 784)
+    for k, mask in s.model.masks.items():
+        assert np.all(s.model.weights[k][~mask] == 0.0)
