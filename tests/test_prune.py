@@ -207,7 +207,10 @@ def test_library_bad_input_raises_before_any_work(trained: Model) -> None:
                    {"sparsity": 0.5, "method": "x"}, {"sparsity": 0.5, "ignore_layers": ["nope"]},
                    {"sparsity": 0.5, "layer_sparsity": {"fc1": float("nan")}},
                    {"sparsity": 0.5, "method": "structured", "schedule": "gradual"},
-                   {"sparsity": 0.5, "budget": "hunch"}, {"sparsity": 0.5, "finetune_epochs": -1}):
+                   {"sparsity": 0.5, "budget": "hunch"}, {"sparsity": 0.5, "finetune_epochs": -1},
+                   {"sparsity": 0.5, "method": "structured", "ignore_layers": "fc3"},
+                   {"sparsity": 0.5, "method": "structured", "budget": "sensitivity"},
+                   {"sparsity": 0.95, "ignore_layers": "fc1"}, {"sparsity": 0.5, "seed": -1}):
         with pytest.raises(UserError):
             prunelab.prune(parent.id, store=store, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(UserError, match="already exists"):

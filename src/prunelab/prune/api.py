@@ -200,8 +200,19 @@ def prune(
         if parent.id is not None:
             store.resolve(parent.id)  # the parent must live in the store the child goes to
     weight_names = parent.weight_names()
+    if isinstance(ignore_layers, str):
+        ignore_layers = [v for v in ignore_layers.split(",") if v.strip()]
     ignored = M.resolve_layer_names(ignore_layers, weight_names)
     fixed = _parse_layer_sparsity(weight_names, layer_sparsity)
+    if budget == "sensitivity" and method != "magnitude":
+        raise UserError("--budget sensitivity works with --method magnitude")
+    if method == "magnitude" and budget is None:  # impossible targets fail before any data is loaded
+        compute_masks({n: parent.weights[n] for n in weight_names}, sparsity, scope, ignored, fixed,
+                      {n: parent.masks[n] for n in weight_names if n in parent.masks} or None)
+    elif method == "structured":
+        S.select_units(parent.spec, parent.weights, sparsity, scope=scope,
+                       ignore=[n.rsplit(".", 1)[0] for n in ignored],
+                       layer_sparsity={n.rsplit(".", 1)[0]: v for n, v in fixed.items()})
     tcfg = train_config(parent)
     rec = base_recipe.with_(epochs=finetune_epochs, lr=lr, distill=distill)
     epochs = rec.epochs if rec.epochs is not None else int(tcfg.get("epochs", 8))
@@ -220,8 +231,6 @@ def prune(
     if budget == "sensitivity":
         from prunelab.prune.sensitivity import sensitivity as scan
 
-        if method != "magnitude":
-            raise UserError("--budget sensitivity works with --method magnitude")
         scan_result = scan(parent, dataset=dataset)
         fixed = {**scan_result.budget(sparsity, ignore=ignored), **fixed}
         scope = "layer"
