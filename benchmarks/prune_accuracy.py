@@ -278,7 +278,7 @@ def report(res: dict[str, Any]) -> str:
         f"## Pruning accuracy (`benchmarks/prune_accuracy.py`{' --quick' if st['quick'] else ''})",
         "",
         f"{res['date']}, {res['machine']}, torch threads {st['threads']}, {res['seconds'] / 60:.0f} min"
-        + (f" (seeds run as {st['processes']} parallel processes, merged with --merge)."
+        + (f" (run as {st['processes']} separate processes, merged with --merge)."
            if st.get("processes", 1) > 1 else "."),
         f"LeNet-300-100 on full MNIST (60k train / 10k test), dense parents trained {st['epochs']} epochs, "
         f"{st['seeds']} seed(s); every pruned model fine-tuned at most {st['epochs']} epochs (the budget). "
