@@ -57,11 +57,11 @@ class PruneRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     parent: str
     sparsity: float
-    scope: str = "global"
+    scope: str | None = None  # None: the library's measured default for the method
     method: str = "magnitude"
-    schedule: str = "oneshot"
-    finetune_epochs: int | None = 1
-    lr: float | None = None
+    schedule: str | None = None  # None: gradual for magnitude, oneshot for structured
+    finetune_epochs: int | None = None  # None: the parent's own training epochs
+    lr: float | None = None  # None: the default recipe's
     name: str | None = None
 
 
@@ -427,11 +427,12 @@ def _submit_prune(state: WebState, body: PruneRequest) -> Job:
         raise HTTPException(503, "pruning is not available in this installation") from None
 
     sparsity = check_sparsity(body.sparsity, "sparsity")
-    if body.scope not in prune_api.SCOPES:
-        raise UserError(f"unknown scope {body.scope!r}; choose from {', '.join(prune_api.SCOPES)}")
     if body.method not in prune_api.METHODS:
         raise UserError(f"unknown method {body.method!r}; choose from {', '.join(prune_api.METHODS)}")
-    schedule = check_schedule(body.schedule)
+    scope = body.scope or prune_api.default_scope(body.method)
+    if scope not in prune_api.SCOPES:
+        raise UserError(f"unknown scope {scope!r}; choose from {', '.join(prune_api.SCOPES)}")
+    schedule = check_schedule(body.schedule or prune_api.default_schedule(sparsity, body.method))
     if body.method == "structured" and schedule != "oneshot":
         raise UserError("structured pruning supports the oneshot schedule only")
     DEFAULT_RECIPE.with_(epochs=body.finetune_epochs, lr=body.lr)  # raises on bad epochs / lr
@@ -440,7 +441,7 @@ def _submit_prune(state: WebState, body: PruneRequest) -> Job:
     dataset = state.model_dataset(parent)
 
     def work(cb: Callback) -> dict[str, Any]:
-        res = prune_api.prune(parent["id"], sparsity, scope=body.scope, method=body.method, schedule=schedule,
+        res = prune_api.prune(parent["id"], sparsity, scope=scope, method=body.method, schedule=schedule,
                               finetune_epochs=body.finetune_epochs, lr=body.lr, store=state.store, name=name,
                               callback=cb, dataset=dataset)
         return {"model": res.model.id, "name": res.model.name, "parent": res.parent,
@@ -449,7 +450,7 @@ def _submit_prune(state: WebState, body: PruneRequest) -> Job:
                 "seconds": res.seconds}
 
     who = parent["name"] or parent["id"]
-    title = f"prune {who} to {sparsity:.0%} ({body.method}, {body.scope}, {schedule})"
+    title = f"prune {who} to {sparsity:.0%} ({body.method}, {scope}, {schedule})"
     params = {**body.model_dump(), "parent": parent["id"], "sparsity": sparsity, "name": name}
     return state.jobs.submit("prune", title, params, work)
 
