@@ -21,7 +21,7 @@ OUT = REPO / "RELIABILITY.md"
 
 TITLES = {
     "properties": "Property-based tests (hypothesis): inputs tried",
-    "fuzz": "API fuzzing (schemathesis against the OpenAPI spec)",
+    "fuzz_api": "API fuzzing (schemathesis against the OpenAPI spec)",
     "faults": "Faults injected and survived",
     "concurrency": "Concurrency runs on one store",
     "security": "Security checks",
@@ -29,13 +29,32 @@ TITLES = {
 }
 
 
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 def _table(rows: list[dict]) -> list[str]:
+    """A Markdown table of the rows' scalar fields, then one key/value table per dict field."""
     keys: list[str] = []
+    nested: list[tuple[str, dict]] = []
     for row in rows:
-        keys += [k for k in row if k not in ("section", "time") and k not in keys]
+        for k, v in row.items():
+            if k in ("section", "time"):
+                continue
+            if isinstance(v, dict):
+                nested.append((k, v))
+            elif k not in keys:
+                keys.append(k)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
-        lines.append("| " + " | ".join(str(row.get(k, "")) for k in keys) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(k, "")) for k in keys) + " |")
+    for name, values in nested:
+        lines += ["", f"| {name} | |", "|---|---|"]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in values.items()]
     return lines
 
 
@@ -46,7 +65,8 @@ def main() -> None:
     by_section: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_section[row["section"]].append(row)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # the date of the run, not of this rewrite
+    now = datetime.fromtimestamp(max(r["time"] for r in rows), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Reliability and security figures",
         "",
