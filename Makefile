@@ -38,8 +38,14 @@ lint: $(STAMP)
 	.venv/bin/ruff check src tests benchmarks
 	.venv/bin/mypy
 
+# Every benchmark, each rewriting its section of benchmarks/RESULTS.md. Long (an hour
+# or more on 2 cores); run one script alone to refresh one section.
 bench: $(STAMP)
-	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/train_speed.py --accuracy
+	$(PY) benchmarks/sparse_runtime.py
+	$(PY) benchmarks/prune_accuracy.py
+	$(PY) benchmarks/select_scale.py
+	$(PY) benchmarks/select_peers.py
 
 reliability: $(STAMP) browser
 	rm -f test-output/reliability.jsonl
