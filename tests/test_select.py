@@ -154,6 +154,36 @@ def test_condense_matches_imblearn_enn_edits() -> None:
     assert ours_clean == kept_by_enn
 
 
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_condense_run_history_keeps_group_consensus_balanced(task: str) -> None:
+    # repeated runs of few workloads with noisy labels: each workload keeps its share of a budget
+    # balanced over workloads (not over noisy label strata), and the kept labels are its consensus
+    data = make_store("history", 200, seed=0, test_size=10)
+    y = data.y_class if task == "classification" else data.y_reg
+    sel = CondenseSelector(keep=0.25, task=task).fit(data.X, y)
+    assert len(sel.indices_) == 50
+    groups, clean = sel.groups_, sel.condense_score_ >= 1.0  # near-duplicate groups, consensus samples
+    assert len(np.unique(groups)) == len(np.unique(data.groups))  # found the workloads from X alone
+    sizes = np.bincount(groups[clean], minlength=groups.max() + 1)
+    kept = np.bincount(groups[sel.indices_], minlength=len(sizes))
+    # water-filling over workloads: min(consensus size, level); the level varies by at most one
+    # sample (rounding) plus one reserved class-floor sample
+    level = kept[kept < sizes]
+    assert len(level) and level.max() - level.min() <= 2
+    assert np.all(kept >= np.minimum(sizes, level.min()))
+    if task == "classification":
+        assert set(np.unique(data.y_class[sel.indices_])) == set(np.unique(data.y_class))  # class floor
+        minority = 0  # kept samples whose label is not their workload's most frequent one
+        for g in np.unique(groups):
+            counts = np.bincount(data.y_class[groups == g])
+            kept_labels = data.y_class[sel.indices_[groups[sel.indices_] == g]]
+            minority += int(np.sum(counts[kept_labels] < counts.max()))
+        assert minority <= len(np.unique(data.y_class))  # only the reserved one-per-class floor
+    else:
+        assert np.mean(sel.condense_score_[sel.indices_] >= 1.0) > 0.9  # consensus targets kept
+
+
 def test_no_dense_matrix_at_twelve_thousand() -> None:
     X, y = blobs(12_000, d=8)
     for strategy in ("cluster", "diversity", "condense", "prototype", "importance"):

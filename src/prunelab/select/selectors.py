@@ -131,6 +131,38 @@ def allocate_balanced(sizes: np.ndarray, total: int) -> np.ndarray:
     return quota
 
 
+def group_consensus(groups: np.ndarray, target: np.ndarray, classes: bool,
+                    tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """(disagrees (n,) bool, consistency (n,) in [0, 1]) of each sample with its group.
+
+    classes: target holds int codes (n,); consistency = the share of the group with the sample's
+    label, and a sample disagrees when its label is not a most frequent one of its group.
+    Otherwise target is standardized (n, d); err = max over columns of |target - group median|,
+    disagrees when err > tolerance, consistency = 1 - min(err / (2 tolerance), 1).
+    """
+    sizes = np.bincount(groups)
+    if classes:
+        n_codes = int(target.max()) + 1
+        pair = groups * n_codes + target
+        share = np.bincount(pair)[pair] / sizes[groups]
+        top = np.zeros(len(sizes))
+        np.maximum.at(top, groups, share)
+        return share < top[groups] - 1e-12, share
+    t = target.reshape(len(target), -1)
+    starts = np.concatenate([[0], np.cumsum(sizes)])[:-1]
+    lo = starts + (sizes - 1) // 2
+    hi = starts + sizes // 2
+    err = np.zeros(len(t))
+    for j in range(t.shape[1]):
+        order = np.lexsort((t[:, j], groups))
+        ts = t[order, j]
+        median = np.zeros(len(sizes))
+        has = sizes > 0
+        median[has] = 0.5 * (ts[lo[has]] + ts[hi[has]])
+        err = np.maximum(err, np.abs(t[:, j] - median[groups]))
+    return err > tolerance, 1.0 - np.minimum(err / (2 * tolerance), 1.0)
+
+
 def label_codes(y: np.ndarray) -> np.ndarray:
     return np.unique(y, return_inverse=True)[1].astype(np.int64).ravel()
 
@@ -430,6 +462,14 @@ class CondenseSelector(BaseSelector):
        shorter than `radius` x the median pair distance; e.g. repeated runs of one workload):
        every group keeps min(size, level) samples, so rare groups are not lost to frequent ones;
        inside a group the condensed set comes first, then the most consistent samples.
+    4. Run histories (at least `repeat_share` of the rows have a near duplicate): inside a group
+       of repeats a label that disagrees with the group's consensus (not its most frequent label;
+       regression: more than `tolerance` sd from the group's median target) is measurement noise,
+       so it is edited, and the consensus samples come first instead of Hart's order. The budget
+       is then balanced over the groups across the whole store, not split by strata first (noisy
+       labels scatter one workload's repeats over classes / target bins and would leave a small
+       workload 1-2 samples, too few for a 5-NN vote or average); the class floor still holds:
+       each class's most consistent sample is reserved first.
     Unlabelled data has nothing to edit or condense: falls back to k-center diversity (noted).
     Cost: k-NN queries over all rows through scikit-learn's trees; fine to ~100k rows in a few
     dozen dimensions (115 s at 100k x 32 on one core), not meant for millions (`auto` switches
@@ -442,19 +482,21 @@ class CondenseSelector(BaseSelector):
     def __init__(self, keep: float | None = 0.3, *, keep_count: int | None = None, min_keep: int = 20,
                  task: str = "auto", random_state: int = 0, trace_memory: bool = True,
                  n_neighbors: int = 3, tolerance: float = 0.5, max_rounds: int = 30,
-                 radius: float = 0.1) -> None:
+                 radius: float = 0.1, repeat_share: float = 0.5) -> None:
         super().__init__(keep, keep_count=keep_count, min_keep=min_keep, task=task, random_state=random_state,
                          trace_memory=trace_memory)
         self.n_neighbors = n_neighbors
         self.tolerance = tolerance
         self.max_rounds = max_rounds
         self.radius = radius
+        self.repeat_share = repeat_share
 
     def _prepare(self, ctx: Context) -> None:
         check_param("n_neighbors", self.n_neighbors, 1, integer=True)
         check_param("tolerance", self.tolerance, 1e-9)
         check_param("max_rounds", self.max_rounds, 0, integer=True)
         check_param("radius", self.radius, 0.0)
+        check_param("repeat_share", self.repeat_share, 0.0, 1.0)
         self.fallback_: DiversitySelector | None = None
         if ctx.y is None or len(ctx.X) < 3:
             self.fallback_ = DiversitySelector(trace_memory=False)
@@ -480,12 +522,27 @@ class CondenseSelector(BaseSelector):
             noisy = err > self.tolerance
             consistency = 1.0 - np.minimum(err / (2 * self.tolerance), 1.0)
         rounds = self._condense(ctx, target, ~noisy)
-        score = np.where(noisy, 0.1 * consistency, 1.0 + 0.9 * consistency)
+        base = np.where(noisy, 0.1 * consistency, 1.0 + 0.9 * consistency)
         in_set = rounds >= 0
+        score = base.copy()
         score[in_set] = 2.0 + 1.0 / (1.0 + rounds[in_set])
-        # random tie-break among equal scores
-        self.condense_score_ = score + 1e-6 * ctx.rng.random(n)
+        tie = 1e-6 * ctx.rng.random(n)  # random tie-break among equal scores
         self.groups_ = near_groups(ctx.Z, self.radius * pair_median(ctx.Z, ctx.rng))
+        repeated = np.bincount(self.groups_)[self.groups_] > 1
+        self.repeated_ = bool(repeated.any() and repeated.mean() >= self.repeat_share)
+        # Inside a group of near duplicates (repeated runs of one workload) a 1-NN miss is
+        # measurement noise, not an uncovered region: Hart's rule would rank the flipped labels /
+        # outlying targets first. A k-NN model votes or averages over its neighbours, so there the
+        # samples that agree with the group's consensus (majority label, median target) come
+        # first; the rest are edited. Singletons keep the k-NN edit and Hart's order. Only in a
+        # run history (at least `repeat_share` of the rows have a near duplicate): elsewhere the
+        # occasional close pair is two independent samples, judged by Wilson's k-NN edit.
+        repeated &= self.repeated_
+        g_noisy, g_consistency = group_consensus(self.groups_, target, ctx.task == "classification",
+                                                 self.tolerance)
+        g_score = np.where(g_noisy, 0.1 * g_consistency, 1.0 + 0.9 * g_consistency)
+        self.condense_score_ = np.where(repeated, g_score, score) + tie
+        noisy = np.where(repeated, g_noisy, noisy)
         self.edited_ = int(noisy.sum())
         self.condensed_ = int(in_set.sum())
         ctx.notes.append(f"condense: edited out {self.edited_} inconsistent samples, "
@@ -524,7 +581,26 @@ class CondenseSelector(BaseSelector):
     def _select(self, ctx: Context) -> Any:
         if self.fallback_ is not None:
             return self.fallback_._select(ctx)
-        return super()._select(ctx)
+        if not self.repeated_:
+            return super()._select(ctx)
+        # Noisy labels cut one workload's repeats across classes / target-quantile bins, and
+        # proportional quotas per stratum then leave a small workload 1-2 samples, so a 5-NN
+        # model votes or averages over other workloads there. With near-duplicate groups present
+        # the budget is balanced over the groups across the whole store instead; the class floor
+        # is kept by reserving each class's most consistent sample first. Strata are still reported.
+        codes = ctx.strata.codes
+        reserve = np.zeros(0, dtype=np.int64)
+        if ctx.strata.is_class:
+            reserve = np.array([top_k(members, self.condense_score_[members], 1)[0]
+                                for members in (np.flatnonzero(codes == c) for c in np.unique(codes))],
+                               dtype=np.int64)
+        rest = np.setdiff1d(np.arange(len(ctx.X)), reserve)
+        if ctx.count > len(reserve):
+            reserve = np.concatenate([reserve, self._pick(ctx, rest, ctx.count - len(reserve))[0]])
+        chosen = reserve
+        ctx.notes.append("near-duplicate groups found: budget balanced over the groups across strata"
+                         + (" (one sample per class reserved first)" if len(reserve) else ""))
+        return chosen, self.condense_score_, np.bincount(codes[chosen], minlength=len(ctx.strata.labels)), []
 
     def _pick(self, ctx: Context, idx: np.ndarray, quota: int) -> tuple[np.ndarray, np.ndarray]:
         key = self.condense_score_[idx]
