@@ -24,7 +24,7 @@ import numpy as np
 from prunelab.select.base import BaseSelector, check_param, standardize, warm_imports
 from prunelab.select.budget import check_keep, check_min_keep
 from prunelab.select.report import measure
-from prunelab.select.selectors import label_codes, standard_target
+from prunelab.select.selectors import drop_self, label_codes, standard_target
 from prunelab.select.strata import check_inputs, detect_task
 
 
@@ -64,11 +64,7 @@ def profile(Z: np.ndarray, y: np.ndarray | None, task: str, seed: int = 0, sampl
         # 5 nearest reference rows of each query row (itself excluded): only the queries, not all rows
         k = min(5, len(ref) - 1)
         _, nb = tree.kneighbors(Z[query], n_neighbors=k + 1)
-        is_self = nb == q_pos[:, None]
-        drop = np.where(is_self.any(1), is_self.argmax(1), k)
-        keep_mask = np.ones_like(nb, dtype=bool)
-        keep_mask[np.arange(len(nb)), drop] = False
-        nbq = nb[keep_mask].reshape(len(nb), k)
+        nbq = drop_self(nb, q_pos)
         if task == "classification":
             codes = label_codes(y[ref])
             votes = codes[nbq]

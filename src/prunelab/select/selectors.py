@@ -74,14 +74,18 @@ def self_neighbors(Z: np.ndarray, k: int, ref: np.ndarray | None = None) -> np.n
         return np.zeros((len(Z), 0), dtype=np.int64)
     nn = NearestNeighbors(n_neighbors=k + 1).fit(Z[ref_idx])
     _, nb = nn.kneighbors(Z)
-    nb = ref_idx[nb]
-    own = np.arange(len(Z))[:, None]
-    is_self = nb == own
-    # drop self where it appears, otherwise the farthest neighbour
+    return drop_self(ref_idx[nb], np.arange(len(Z)))
+
+
+def drop_self(nb: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """(n, k+1) neighbour indices -> (n, k): each row's own index `own[i]` removed where
+    it appears, otherwise the farthest neighbour (the last column)."""
+    n, k = nb.shape[0], nb.shape[1] - 1
+    is_self = nb == own[:, None]
     drop = np.where(is_self.any(1), is_self.argmax(1), k)
     keep = np.ones_like(nb, dtype=bool)
-    keep[np.arange(len(Z)), drop] = False
-    return nb[keep].reshape(len(Z), k)
+    keep[np.arange(n), drop] = False
+    return nb[keep].reshape(n, k)
 
 
 def pair_median(Z: np.ndarray, rng: np.random.Generator, pairs: int = 4000) -> float:
