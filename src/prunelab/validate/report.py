@@ -21,6 +21,16 @@ def _agg(rows: list[dict[str, Any]], keys: tuple[str, ...], value: str) -> dict[
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
+def _save(fig: Any, out: Path, name: str) -> str:
+    """Write one figure as out/name (PNG) and close it; returns the name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
 def plots(result: dict[str, Any], out: Path) -> list[str]:
     """Write the PNG plots; returns their file names."""
     import matplotlib
@@ -49,10 +59,7 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
             ax.set_xlabel("kept fraction")
             ax.set_ylabel("k-NN held-out accuracy (%)")
         axes[0][-1].legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(out / "workloads_accuracy.png", dpi=110)
-        plt.close(fig)
-        names.append("workloads_accuracy.png")
+        names.append(_save(fig, out, "workloads_accuracy.png"))
 
         fig, ax = plt.subplots(figsize=(6, 3.6))
         secs = _agg(wl, ("method", "size"), "select_seconds")
@@ -62,10 +69,7 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
         ax.set_xlabel("store size (samples)")
         ax.set_ylabel("selection time (s)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "workloads_time.png", dpi=110)
-        plt.close(fig)
-        names.append("workloads_time.png")
+        names.append(_save(fig, out, "workloads_time.png"))
 
         fig, ax = plt.subplots(figsize=(6, 3.6))
         presets = [r for r in wl if r["keep"] is None]
@@ -74,10 +78,7 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
         ax.bar(range(len(labels)), [100 * saving[k] for k in labels], color="tab:green")
         ax.set_xticks(range(len(labels)), [f"{s}\n{m}" for s, m in labels], fontsize=7)
         ax.set_ylabel("measured memory saving (%)")
-        fig.tight_layout()
-        fig.savefig(out / "workloads_memory.png", dpi=110)
-        plt.close(fig)
-        names.append("workloads_memory.png")
+        names.append(_save(fig, out, "workloads_memory.png"))
     mn = [r for r in result["scenarios"] if r["suite"] == "mnist"]
     if mn:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -92,10 +93,7 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
         ax.set_xlabel("kept fraction of the training set")
         ax.set_ylabel("MLP test accuracy (%)")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "mnist_curve.png", dpi=110)
-        plt.close(fig)
-        names.append("mnist_curve.png")
+        names.append(_save(fig, out, "mnist_curve.png"))
     return names
 
 
