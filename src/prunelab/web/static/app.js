@@ -112,6 +112,12 @@
     this.events = [];
     this.job = null;
   }
+  // a job was just submitted: say whether it runs or waits, list it and follow it
+  JobsPanel.prototype.started = async function (job, what) {
+    toast(job.status === "queued" && job.position > 1 ? `queued (position ${job.position})` : `${what} started`);
+    await this.refresh(false);
+    this.select(job.id);
+  };
   JobsPanel.prototype.refresh = async function (selectLatest) {
     const data = await api("/api/jobs");
     const jobs = data.jobs.filter((j) => j.kind === this.kind);
