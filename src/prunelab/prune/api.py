@@ -177,18 +177,10 @@ def prune(
     the run and nothing is stored.
     """
     t_start = time.perf_counter()
-    sparsity = M.check_sparsity(sparsity)
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    scope = scope or default_scope(method)
-    if scope not in SCOPES:
-        raise UserError(f"unknown scope {scope!r}; choose from {', '.join(SCOPES)}")
+    sparsity, scope, schedule = resolve_settings(sparsity, method, scope, schedule)
     if budget is not None and budget not in BUDGETS:
         raise UserError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
     base_recipe = recipe or DEFAULT_RECIPE
-    schedule = check_schedule(schedule or default_schedule(sparsity, method))
-    if method == "structured" and schedule != "oneshot":
-        raise UserError("structured pruning supports --schedule oneshot only")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {seed!r}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -273,6 +265,25 @@ def prune(
     return PruneResult(model=child, parent=parent.id, sparsity=achieved, accuracy_before_finetune=acc_before,
                        test_accuracy=test.accuracy, seconds=seconds, parent_accuracy=parent_acc,
                        layer_sparsity=per_layer, history=history, settings=settings)
+
+
+def resolve_settings(sparsity: Any, method: str, scope: str | None,
+                     schedule: str | None) -> tuple[float, str, str]:
+    """Check the prune settings and fill in the measured defaults: (sparsity, scope, schedule).
+
+    The one place these are validated, so callers that must fail before queueing
+    work (the explorer) give the same answers as `prune` itself.
+    """
+    sparsity = M.check_sparsity(sparsity)
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    scope = scope or default_scope(method)
+    if scope not in SCOPES:
+        raise UserError(f"unknown scope {scope!r}; choose from {', '.join(SCOPES)}")
+    schedule = check_schedule(schedule or default_schedule(sparsity, method))
+    if method == "structured" and schedule != "oneshot":
+        raise UserError("structured pruning supports --schedule oneshot only")
+    return sparsity, scope, schedule
 
 
 def default_scope(method: str) -> str:

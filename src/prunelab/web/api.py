@@ -421,20 +421,10 @@ def _submit_prune(state: WebState, body: PruneRequest) -> Job:
     try:
         from prunelab.prune import api as prune_api
         from prunelab.prune.finetune import DEFAULT_RECIPE
-        from prunelab.prune.masks import check_sparsity
-        from prunelab.prune.schedules import check_schedule
     except ImportError:
         raise HTTPException(503, "pruning is not available in this installation") from None
 
-    sparsity = check_sparsity(body.sparsity, "sparsity")
-    if body.method not in prune_api.METHODS:
-        raise UserError(f"unknown method {body.method!r}; choose from {', '.join(prune_api.METHODS)}")
-    scope = body.scope or prune_api.default_scope(body.method)
-    if scope not in prune_api.SCOPES:
-        raise UserError(f"unknown scope {scope!r}; choose from {', '.join(prune_api.SCOPES)}")
-    schedule = check_schedule(body.schedule or prune_api.default_schedule(sparsity, body.method))
-    if body.method == "structured" and schedule != "oneshot":
-        raise UserError("structured pruning supports the oneshot schedule only")
+    sparsity, scope, schedule = prune_api.resolve_settings(body.sparsity, body.method, body.scope, body.schedule)
     DEFAULT_RECIPE.with_(epochs=body.finetune_epochs, lr=body.lr)  # raises on bad epochs / lr
     parent = record(state, body.parent)
     name = check_job_name(state, body.name)
