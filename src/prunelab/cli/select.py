@@ -31,19 +31,26 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_select)
 
     p = sub.add_parser("validate", help="run the data-pruning scenario matrix and write a report")
-    p.add_argument("--suite", default="all", help="workloads, mnist or all (default)")
+    p.add_argument("--suite", default="all",
+                   help="histories, sklearn, workloads, mnist or all (default: the four)")
+    p.add_argument("--datasets", metavar="A,B",
+                   help="only these data sets of the histories / sklearn suites (e.g. wine,zipf-log)")
     p.add_argument("--out", metavar="DIR", default="validate-report", help="report folder")
-    p.add_argument("--seeds", type=int, default=5, help="workloads seeds (default 5)")
-    p.add_argument("--quick", action="store_true", help="small sizes, <= 2 seeds, a tiny mnist run")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
+    p.add_argument("--first-seed", type=int, default=1000,
+                   help="first seed (default 1000: report seeds; development used 0-9)")
+    p.add_argument("--quick", action="store_true", help="small stores, <= 2 seeds, a tiny mnist run")
     p.add_argument("--mnist-seeds", type=int, default=1)
     p.add_argument("--mnist-epochs", type=int, help="epochs of the full-set MLP (default 5, quick 1)")
+    p.add_argument("--mnist-train-limit", type=int, help="train the MLP on this many images (default all)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the mnist suite")
-    p.add_argument("--max-loss-pp", type=float, default=2.0, help="accuracy loss allowed (pp, default 2)")
-    p.add_argument("--min-auto-saving", type=float, default=0.30,
-                   help="memory auto must save on history stores (fraction, default 0.30)")
-    p.add_argument("--min-gain-pp", type=float, default=0.5, help="best over random at keep 30%% (pp)")
-    p.add_argument("--mnist-min-gain-pp", type=float, default=0.3)
-    p.add_argument("--mnist-max-loss-pp", type=float, default=0.3)
+    p.add_argument("--max-loss-pp", type=float, default=1.0, help="points auto may lose vs the full store (1)")
+    p.add_argument("--min-gain-pp", type=float, default=0.5, help="auto over random at keep 30%% (points, 0.5)")
+    p.add_argument("--min-auto-saving", type=float, default=0.5,
+                   help="predictor bytes auto's own fraction must save on stores with repeats (0.5)")
+    p.add_argument("--min-kept-nonredundant", type=float, default=0.9,
+                   help="rows auto's own fraction must keep on stores with no repeats (0.9)")
+    p.add_argument("--mnist-max-loss-pp", type=float, default=1.0, help="MLP points auto may lose (1)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_validate)
 
@@ -88,17 +95,21 @@ def cmd_select(args: argparse.Namespace) -> None:
 def cmd_validate(args: argparse.Namespace) -> None:
     from prunelab.validate import Thresholds, validate
 
-    th = Thresholds(max_loss_pp=args.max_loss_pp, min_auto_saving=args.min_auto_saving,
-                    min_gain_pp=args.min_gain_pp, mnist_min_gain_pp=args.mnist_min_gain_pp,
+    th = Thresholds(max_loss_pp=args.max_loss_pp, min_gain_pp=args.min_gain_pp,
+                    min_auto_saving=args.min_auto_saving, min_kept_nonredundant=args.min_kept_nonredundant,
                     mnist_max_loss_pp=args.mnist_max_loss_pp)
-    if args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     res = validate(suite=args.suite, out=args.out, seeds=args.seeds, quick=args.quick, thresholds=th,
                    mnist_seeds=args.mnist_seeds, mnist_epochs=args.mnist_epochs, threads=args.threads,
+                   first_seed=args.first_seed, datasets=datasets, mnist_train_limit=args.mnist_train_limit,
                    progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     data = res.to_dict()
-    human = "\n".join([f"{'PASS' if c.passed else 'FAIL'} {c.name} [{c.scope}] {c.detail}" for c in res.checks]
-                      + [f"{res.passed} passed, {res.failed} failed; report in {args.out}"])
+    q, i = res.counts("quality"), res.counts("invariant")
+    human = "\n".join([f"{'PASS' if c.passed else 'FAIL'} {c.kind} {c.name} [{c.scope}] {c.detail}"
+                       for c in res.checks]
+                      + [f"quality checks: {q['passed']} passed, {q['failed']} failed; invariants: "
+                         f"{i['passed']} held, {i['failed']} broken; seeds {res.seeds[0]}-{res.seeds[-1]}; "
+                         f"report in {args.out}"])
     emit(args, data, human)
     if res.failed:
         raise SystemExit(1)

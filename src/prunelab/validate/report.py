@@ -1,4 +1,8 @@
-"""Validation output: results.json, report.md, report.html and PNG plots (matplotlib, Agg)."""
+"""Validation output: results.json, report.md, report.html and PNG plots (matplotlib, Agg).
+
+The Markdown tables here (`family_table`, `strategy_table`, `check_table`) are also what the
+benchmark scripts write into benchmarks/RESULTS.md, so the report and the results file agree.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,108 @@ import numpy as np
 
 from prunelab.atomic import write_atomic, write_bytes_atomic
 
+METHOD_ORDER = ("full", "random", "best-on-validation", "auto", "auto-fraction")
 
-def _agg(rows: list[dict[str, Any]], keys: tuple[str, ...], value: str) -> dict[tuple[Any, ...], float]:
-    acc: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+
+def _group(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]]:
+    out: dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        if r.get(value) is not None:
-            acc[tuple(r[k] for k in keys)].append(float(r[value]))
-    return {k: float(np.mean(v)) for k, v in acc.items()}
+        if r.get("quality", True):
+            out[(r["family"], r["dataset"], r["task"])][r["method"]].append(r)
+    return out
+
+
+def seed_stats(rows: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    """(mean, std) over seeds of the per-seed means of `key` (random has several draws per seed)."""
+    by: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.get(key) is not None:
+            by[r["seed"]].append(float(r[key]))
+    per_seed = [float(np.mean(v)) for v in by.values()]
+    return (float(np.mean(per_seed)), float(np.std(per_seed))) if per_seed else (float("nan"), float("nan"))
+
+
+def _ms(rows: list[dict[str, Any]], key: str, fmt: str = ".2f") -> str:
+    m, s = seed_stats(rows, key)
+    return f"{m:{fmt}} ± {s:{fmt}}"
+
+
+def family_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown: per family / data set / task, mean ± std over seeds of the held-out score of the
+    full store, random, the strategy chosen on validation, auto at the fixed fraction and auto's
+    own fraction (kept share, predictor bytes saved, rows' bytes saved, predict-latency ratio)."""
+    lines = ["| family | data set | task | metric | seeds | full | random 30% | best on validation 30% (chosen) | "
+             "auto 30% (ran) | auto fraction | auto kept | predictor bytes saved | rows bytes saved | "
+             "predict speedup |", "|" + "---|" * 14]
+    for (fam, ds, task), m in sorted(_group(rows).items()):
+        if "auto" not in m:
+            continue
+        full = m["auto"]
+        seeds = len({r["seed"] for r in full})
+        chosen = ", ".join(sorted({r.get("chosen", "") for r in m.get("best-on-validation", [])})) or "-"
+        ran = ", ".join(sorted({r["strategy"] for r in m["auto"]}))
+        af = m.get("auto-fraction", [])
+        best = _ms(m["best-on-validation"], "score") if m.get("best-on-validation") else "-"
+        line = (f"| {fam} | {ds} | {task} | {full[0]['metric']} | {seeds} | {_ms(full, 'score_full')} | "
+                f"{_ms(m['random'], 'score')} | {best} ({chosen}) | {_ms(m['auto'], 'score')} ({ran}) | ")
+        if af:
+            speed = [r["predict_speedup"] for r in af if r.get("predict_speedup")]
+            ratio = f"{float(np.median(speed)):.2f}x" if speed else "-"
+            line += (f"{_ms(af, 'score')} | {seed_stats(af, 'kept_fraction')[0]:.1%} | "
+                     f"{seed_stats(af, 'model_saving')[0]:.1%} | {seed_stats(af, 'rows_saving')[0]:.1%} | "
+                     f"{ratio} |")
+        else:
+            line += "- | - | - | - | - |"
+        lines.append(line)
+    return lines
+
+
+def strategy_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown: mean held-out score of every strategy at the fixed fraction, per cell."""
+    groups = _group(rows)
+    methods = sorted({m for g in groups.values() for m in g if m not in METHOD_ORDER})
+    lines = ["| family | data set | task | full | random | " + " | ".join(methods) + " | auto |",
+             "|" + "---|" * (5 + len(methods) + 1)]
+    for (fam, ds, task), m in sorted(groups.items()):
+        if "auto" not in m:
+            continue
+        cells = [f"{seed_stats(m[x], 'score')[0]:.2f}" if m.get(x) else "-" for x in methods]
+        lines.append(f"| {fam} | {ds} | {task} | {seed_stats(m['auto'], 'score_full')[0]:.2f} | "
+                     f"{seed_stats(m['random'], 'score')[0]:.2f} | " + " | ".join(cells) +
+                     f" | {seed_stats(m['auto'], 'score')[0]:.2f} |")
+    return lines
+
+
+def check_table(checks: list[dict[str, Any]], kind: str) -> list[str]:
+    lines = ["| result | check | scope | value | threshold | detail |", "|---|---|---|---|---|---|"]
+    for c in checks:
+        if c.get("kind", "quality") == kind:
+            mark = ("PASS" if kind == "quality" else "held") if c["passed"] else "**FAIL**"
+            lines.append(f"| {mark} | {c['name']} | {c['scope']} | {_fmt(c['value'])} | {c['threshold']} | "
+                         f"{c['detail']} |")
+    return lines
+
+
+def mnist_table(rows: list[dict[str, Any]]) -> list[str]:
+    mn = [r for r in rows if r["family"] == "mnist"]
+    if not mn:
+        return []
+    keeps = sorted({r["keep"] for r in mn if r["keep"] is not None})
+    methods = [m for m in dict.fromkeys(r["method"] for r in mn) if m not in ("full", "auto-fraction")]
+    lines = ["| method | " + " | ".join(f"{k:.0%}" for k in keeps) + " |", "|" + "---|" * (len(keeps) + 1)]
+    for method in methods:
+        vals = []
+        for k in keeps:
+            g = [r for r in mn if r["method"] == method and r["keep"] == k]
+            vals.append(_ms(g, "score") if g else "-")
+        lines.append(f"| {method} | " + " | ".join(vals) + " |")
+    full = [r for r in mn if r["method"] == "full"]
+    af = [r for r in mn if r["method"] == "auto-fraction"]
+    lines.append(f"| full set | {_ms(full, 'score')} (100%) |" + " |" * (len(keeps) - 1))
+    if af:
+        lines.append(f"| auto fraction | {_ms(af, 'score')} (kept {seed_stats(af, 'kept_fraction')[0]:.1%}) |"
+                     + " |" * (len(keeps) - 1))
+    return lines
 
 
 def _save(fig: Any, out: Path, name: str) -> str:
@@ -39,57 +138,42 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     names: list[str] = []
-    wl = [r for r in result["scenarios"] if r["suite"] == "workloads" and r["store"] != "homogeneous"]
-    if wl:
-        size = max(r["size"] for r in wl)
-        cells = sorted({(r["store"], r["task"]) for r in wl})
-        fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.6), squeeze=False)
-        for ax, (store, task) in zip(axes[0], cells, strict=True):
-            sub = [r for r in wl if r["store"] == store and r["task"] == task and r["size"] == size]
-            accs = _agg(sub, ("method", "keep"), "accuracy")
-            fracs = _agg(sub, ("method", "keep"), "kept_fraction")
-            for method in sorted({m for m, _ in accs}):
-                pts = sorted((fracs[(m, k)], 100 * a) for (m, k), a in accs.items() if m == method)
-                style = "o" if len(pts) == 1 else "o-"
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=method,
-                        lw=2.5 if method == "random" else 1.2)
-            full = 100 * float(np.mean([r["accuracy_full"] for r in sub]))
-            ax.axhline(full, color="k", ls="--", lw=1, label="full store")
-            ax.set_title(f"{store}, {task}, n={size}", fontsize=9)
-            ax.set_xlabel("kept fraction")
-            ax.set_ylabel("k-NN held-out accuracy (%)")
-        axes[0][-1].legend(fontsize=7, loc="lower right")
-        names.append(_save(fig, out, "workloads_accuracy.png"))
-
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        secs = _agg(wl, ("method", "size"), "select_seconds")
-        for method in sorted({m for m, _ in secs}):
-            pts = sorted((s, v) for (m, s), v in secs.items() if m == method)
-            ax.loglog([p[0] for p in pts], [max(p[1], 1e-4) for p in pts], "o-", label=method, lw=1)
-        ax.set_xlabel("store size (samples)")
-        ax.set_ylabel("selection time (s)")
+    groups = {k: v for k, v in _group([r for r in result["scenarios"] if r["family"] != "mnist"]).items()
+              if "auto" in v}
+    if groups:
+        keys = sorted(groups)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(keys) + 2), 4.2))
+        xs = np.arange(len(keys))
+        for off, method in zip((-0.3, -0.1, 0.1, 0.3), ("random", "best-on-validation", "auto", "auto-fraction"),
+                               strict=True):
+            vals = [seed_stats(groups[k][method], "delta")[0] if groups[k].get(method) else np.nan for k in keys]
+            ax.bar(xs + off, vals, width=0.2, label=method)
+        ax.axhline(0, color="k", lw=1)
+        ax.set_xticks(xs, [f"{f}\n{d}\n{t[:5]}" for f, d, t in keys], fontsize=6)
+        ax.set_ylabel("held-out score - full store (points)")
         ax.legend(fontsize=7)
-        names.append(_save(fig, out, "workloads_time.png"))
+        names.append(_save(fig, out, "families_delta.png"))
 
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        presets = [r for r in wl if r["keep"] is None]
-        saving = _agg(presets, ("store", "method"), "memory_saving")
-        labels = sorted(saving)
-        ax.bar(range(len(labels)), [100 * saving[k] for k in labels], color="tab:green")
-        ax.set_xticks(range(len(labels)), [f"{s}\n{m}" for s, m in labels], fontsize=7)
-        ax.set_ylabel("measured memory saving (%)")
-        names.append(_save(fig, out, "workloads_memory.png"))
-    mn = [r for r in result["scenarios"] if r["suite"] == "mnist"]
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(keys) + 2), 3.8))
+        kept = [seed_stats(groups[k].get("auto-fraction", []), "kept_fraction")[0] for k in keys]
+        saved = [seed_stats(groups[k].get("auto-fraction", []), "model_saving")[0] for k in keys]
+        ax.bar(xs - 0.15, [100 * v for v in kept], width=0.3, label="rows kept (%)")
+        ax.bar(xs + 0.15, [100 * v for v in saved], width=0.3, label="predictor bytes saved (%)")
+        ax.set_xticks(xs, [f"{f}\n{d}\n{t[:5]}" for f, d, t in keys], fontsize=6)
+        ax.set_ylabel("auto's own fraction (%)")
+        ax.legend(fontsize=7)
+        names.append(_save(fig, out, "auto_fraction.png"))
+    mn = [r for r in result["scenarios"] if r["family"] == "mnist" and r["keep"] is not None]
     if mn:
         fig, ax = plt.subplots(figsize=(6, 4))
-        accs = _agg(mn, ("method", "keep"), "accuracy")
-        full = 100 * float(np.mean([r["accuracy_full"] for r in mn]))
-        for method in sorted({m for m, _ in accs}):
-            pts = sorted((k, 100 * a) for (m, k), a in accs.items() if m == method)
-            pts.append((1.0, full))
-            pts = sorted(set(pts))
+        for method in dict.fromkeys(r["method"] for r in mn if r["method"] != "full"):
+            pts = sorted({(r["keep"], float(np.mean([q["score"] for q in mn if q["method"] == method
+                                                       and q["keep"] == r["keep"]])))
+                          for r in mn if r["method"] == method})
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method,
                     lw=2.5 if method == "random" else 1.2)
+        full = float(np.mean([r["score_full"] for r in mn]))
+        ax.axhline(full, color="k", ls="--", lw=1, label="full set")
         ax.set_xlabel("kept fraction of the training set")
         ax.set_ylabel("MLP test accuracy (%)")
         ax.legend(fontsize=8)
@@ -97,78 +181,72 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
     return names
 
 
+def headline(result: dict[str, Any]) -> str:
+    q, i = result["quality"], result["invariants"]
+    return (f"quality checks: {q['passed']} passed, {q['failed']} failed; invariants: {i['passed']} held, "
+            f"{i['failed']} broken")
+
+
+def seeds_line(result: dict[str, Any]) -> str:
+    seeds = result["seeds"]
+    span = f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+    return (f"Report seeds {span} ({len(seeds)}); development used seeds {result.get('development_seeds', '0-9')}, "
+            "disjoint from these. \"Best on validation\" is chosen on 25% of the training part, never on the "
+            "held-out set it is reported on.")
+
+
 def markdown(result: dict[str, Any], images: list[str]) -> str:
-    lines = [f"# prunelab validate: {result['passed']} passed, {result['failed']} failed", "",
-             f"Suites: {', '.join(result['suites'])}; seeds {result['seeds']}; quick {result['quick']}; "
-             f"{result['seconds']:.0f} s; {result['machine']}", "",
+    lines = [f"# prunelab validate: {headline(result)}", "",
+             f"Suites: {', '.join(result['suites'])}; quick {result['quick']}; {result['seconds']:.0f} s; "
+             f"{result['machine']}", "", seeds_line(result), "",
              "Thresholds (arguments, never widened): " +
              ", ".join(f"{k}={v}" for k, v in result["thresholds"].items()), "",
-             "## Checks", "", "| result | check | scope | value | threshold | detail |", "|---|---|---|---|---|---|"]
-    for c in result["checks"]:
-        lines.append(f"| {'PASS' if c['passed'] else '**FAIL**'} | {c['name']} | {c['scope']} | {_fmt(c['value'])} | "
-                     f"{c['threshold']} | {c['detail']} |")
-    lines += ["", "## Mean accuracy by method", ""]
-    lines += summary_table(result["scenarios"])
+             "## Quality checks (can fail)", ""] + check_table(result["checks"], "quality")
+    lines += ["", "## Invariants (fail only on a bug)", ""] + check_table(result["checks"], "invariant")
+    lines += ["", "## Per family (mean ± std over seeds; held-out score)", ""] + family_table(result["scenarios"])
+    lines += ["", "## Every strategy at the fixed fraction (mean over seeds)", ""] + strategy_table(result["scenarios"])
+    mt = mnist_table(result["scenarios"])
+    if mt:
+        lines += ["", "## MNIST MLP (test accuracy %)", ""] + mt
     lines += [""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
-
-
-def summary_table(scenarios: list[dict[str, Any]]) -> list[str]:
-    """Markdown rows: mean accuracy, kept fraction and memory saving per cell and method."""
-    lines = ["| suite | store | size | task | method | keep | kept | accuracy % | full % | delta pp | "
-             "memory saved | select s | predict speedup (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
-    for r in scenarios:
-        key = (r["suite"], r.get("store", ""), r.get("size", r.get("original_count", "")), r.get("task", ""),
-               r["method"], "auto" if r["keep"] is None else r["keep"])
-        groups[key].append(r)
-    for key in sorted(groups, key=lambda k: tuple(str(v) for v in k)):
-        g = groups[key]
-        m = {f: float(np.mean([r[f] for r in g])) for f in ("kept_fraction", "accuracy", "accuracy_full",
-                                                           "delta_pp", "memory_saving", "select_seconds")}
-        lines.append(f"| {' | '.join(str(v) for v in key)} | {m['kept_fraction']:.1%} | {100 * m['accuracy']:.2f} | "
-                     f"{100 * m['accuracy_full']:.2f} | {m['delta_pp']:+.2f} | {m['memory_saving']:.1%} | "
-                     f"{m['select_seconds']:.3f} | {_median_speedup(g)} |")
-    return lines
 
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.3g}"
 
 
-def _median_speedup(rows: list[dict[str, Any]]) -> str:
-    """Median of measured k-NN predict-time ratios (full / subset); blank where not measured."""
-    values = [r["predict_speedup"] for r in rows if r.get("predict_speedup")]
-    return f"{float(np.median(values)):.2f}x" if values else ""
+def _html_table(lines: list[str]) -> str:
+    esc = html.escape
+    if len(lines) < 2:
+        return ""
+    head = "".join(f"<th>{esc(c.strip())}</th>" for c in lines[0].strip("|").split("|"))
+    body = ""
+    for line in lines[2:]:
+        fail = "**FAIL**" in line
+        cells = "".join(f"<td>{esc(c.strip().replace('**', ''))}</td>" for c in line.strip("|").split("|"))
+        body += f"<tr class='{'fail' if fail else 'ok'}'>{cells}</tr>"
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def html_report(result: dict[str, Any], images: list[str]) -> str:
     esc = html.escape
-    rows = "".join(
-        f"<tr class='{'pass' if c['passed'] else 'fail'}'><td>{'PASS' if c['passed'] else 'FAIL'}</td>"
-        f"<td>{esc(c['name'])}</td><td>{esc(c['scope'])}</td>"
-        f"<td>{_fmt(c['value'])}</td>"
-        f"<td>{esc(str(c['threshold']))}</td><td>{esc(c['detail'])}</td></tr>"
-        for c in result["checks"])
-    table = summary_table(result["scenarios"])
-    body = "".join("<tr>" + "".join(f"<td>{esc(cell.strip())}</td>" for cell in line.strip("|").split("|"))
-                   + "</tr>" for line in table[2:])
-    head = "".join(f"<th>{esc(c.strip())}</th>" for c in table[0].strip("|").split("|"))
     imgs = "".join(f"<figure><img src='{esc(n)}' alt='{esc(n)}'><figcaption>{esc(n)}</figcaption></figure>"
                    for n in images)
+    mt = mnist_table(result["scenarios"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>prunelab validate</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:2px 6px}}tr.fail td{{background:#fdd}}tr.pass td:first-child{{color:#080}}
-img{{max-width:100%}}</style></head><body>
-<h1>prunelab validate: {result['passed']} passed, {result['failed']} failed</h1>
-<p>Suites {esc(', '.join(result['suites']))}; seeds {result['seeds']}; quick {result['quick']};
-{result['seconds']:.0f} s; {esc(result['machine'])}</p>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:2px 6px}}tr.fail td{{background:#fdd}}img{{max-width:100%}}</style></head><body>
+<h1>prunelab validate: {esc(headline(result))}</h1>
+<p>Suites {esc(', '.join(result['suites']))}; quick {result['quick']}; {result['seconds']:.0f} s;
+{esc(result['machine'])}</p><p>{esc(seeds_line(result))}</p>
 <p>Thresholds: {esc(json.dumps(result['thresholds']))}</p>
-<h2>Checks</h2><table><tr><th>result</th><th>check</th><th>scope</th><th>value</th><th>threshold</th>
-<th>detail</th></tr>{rows}</table>
+<h2>Quality checks (can fail)</h2>{_html_table(check_table(result['checks'], 'quality'))}
+<h2>Invariants (fail only on a bug)</h2>{_html_table(check_table(result['checks'], 'invariant'))}
+<h2>Per family</h2>{_html_table(family_table(result['scenarios']))}
+<h2>Every strategy at the fixed fraction</h2>{_html_table(strategy_table(result['scenarios']))}
+{'<h2>MNIST MLP</h2>' + _html_table(mt) if mt else ''}
 <h2>Plots</h2>{imgs}
-<h2>Mean by method</h2><table><tr>{head}</tr>{body}</table>
 </body></html>
 """
 
