@@ -85,8 +85,7 @@ def _rows(auto: float, rnd: float, full: float, frac: float, kept: float, saving
      {"auto_keep_vs_random": True, "auto_keep_vs_full": False, "auto_fraction_loss": False,
       "auto_fraction_saving": False}),
     (_rows(70.0, 60.0, 70.0, 70.0, 0.85, 0.15, False),
-     {"auto_keep_vs_random": True, "auto_keep_vs_full": True, "auto_fraction_loss": True,
-      "auto_fraction_keeps_nonredundant": False}),
+     {"auto_keep_vs_random": True, "auto_fraction_loss": True, "auto_fraction_keeps_nonredundant": False}),
     (_rows(70.0, 60.0, 70.0, 70.0, 0.3, 0.7, None),
      {"auto_keep_vs_random": True, "auto_keep_vs_full": True, "auto_fraction_loss": True}),
 ])
