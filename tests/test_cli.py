@@ -10,7 +10,7 @@ from tests.conftest import assert_user_error, run_cli, store_snapshot
 
 
 def test_train_eval_models_show_rm(prunelab_home):
-    proc = run_cli("train", "--arch", "mlp", "--hidden", "32", "--epochs", "1", "--train-limit", "1000",
+    proc = run_cli("train", "--arch", "mlp", "--hidden", "32", "--epochs", "2", "--train-limit", "1000",
                    "--batch-size", "16", "--name", "tiny", "--json", check=True)
     out = json.loads(proc.stdout)
     assert set(out) >= {"id", "test_accuracy", "params", "seconds"} and out["test_accuracy"] > 0.6

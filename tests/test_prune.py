@@ -226,6 +226,8 @@ def test_sensitivity_cli_table_plot_budget(tmp_path: Path, prunelab_home: Path) 
     out = json.loads(p.stdout)
     assert set(out["accuracy"]) == {"fc1.weight", "fc2.weight", "fc3.weight"}
     assert all(len(v) == 3 for v in out["accuracy"].values())
+    # the scan chooses budgets, so it reads the validation split, never the test split
+    assert out["evaluated_on"]["split"] == "validation" and out["evaluated_on"]["count"] <= 2000
     sizes = out["sizes"]
     overall = sum(out["budget"][k] * sizes[k] for k in sizes) / sum(sizes.values())
     assert overall == pytest.approx(0.9, abs=1e-4)
@@ -240,6 +242,10 @@ def test_budget_sensitivity_prunes_to_the_target(trained: Model) -> None:
     assert r.sparsity == pytest.approx(0.9, abs=1e-4)
     assert r.settings["budget"] == "sensitivity" and r.settings["scope"] == "layer"
     assert set(r.settings["layer_sparsity"]) == set(trained.weight_names())
+    # chosen on validation, reported on test: both are recorded and they are different splits
+    meta = r.model.meta
+    assert meta["config"]["val_count"] > 0 and r.val_accuracy is not None
+    assert meta["metrics"]["test_accuracy"] == r.test_accuracy and meta["metrics"]["val_accuracy"] == r.val_accuracy
 
 
 def test_cancel_from_callback_stores_nothing(trained: Model) -> None:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from prunelab.callable_module import make_callable
-from prunelab.data.datasets import Dataset, limit_train, load_dataset
+from prunelab.data.datasets import DEFAULT_VAL_FRACTION, Dataset, limit_train, load_dataset
 from prunelab.errors import UserError
 from prunelab.models.builder import build, get_weights
 from prunelab.models.model import Model
@@ -53,7 +53,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     seed: int = 0
     train_limit: int | None = None
-    val_fraction: float = 0.0
+    val_fraction: float = DEFAULT_VAL_FRACTION
     dataset: str = "mnist"
     threads: int | None = None
 
@@ -332,6 +332,7 @@ def train(
         "name": name,
         "kind": "trained",
         "metrics": {"test_accuracy": test.accuracy, "test_loss": test.loss, "confusion": test.confusion,
+                    "val_accuracy": history[-1].get("val_accuracy") if history else None,
                     "train_seconds": seconds},
         "history": history,
         "config": {**config.to_dict(), "threads": threads},

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from prunelab.data.datasets import Dataset, limit_train, load_dataset
+from prunelab.data.datasets import DEFAULT_VAL_FRACTION, Dataset, limit_train, load_dataset
 from prunelab.errors import UserError
 from prunelab.models.builder import build, get_weights, load_weights
 from prunelab.models.model import Model
@@ -47,7 +47,9 @@ class PruneResult:
     """A pruned, fine-tuned child and how it got there.
 
     sparsity: achieved fraction of prunable weights that are zero (magnitude)
-    or of hidden neurons/filters removed (structured). Accuracies in [0, 1].
+    or of hidden neurons/filters removed (structured). Accuracies in [0, 1]:
+    `val_accuracy` on the validation split held out of the training data (make
+    choices on it), `test_accuracy` on the test split (report it).
     history: one dict per fine-tune epoch (epoch, train_loss, train_accuracy,
     test_accuracy, seconds, sparsity; lottery rounds add `round`).
     """
@@ -59,6 +61,7 @@ class PruneResult:
     test_accuracy: float
     seconds: float
     parent_accuracy: float | None = None
+    val_accuracy: float | None = None
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +76,8 @@ class PruneResult:
             "id": m.id, "name": m.name, "parent": self.parent, "kind": m.meta.get("kind", "pruned"),
             "sparsity": self.sparsity, "weight_sparsity": m.sparsity(),
             "accuracy_before_finetune": self.accuracy_before_finetune, "test_accuracy": self.test_accuracy,
-            "parent_accuracy": self.parent_accuracy, "params": m.params(), "nonzero": m.nonzero(),
+            "val_accuracy": self.val_accuracy, "parent_accuracy": self.parent_accuracy,
+            "params": m.params(), "nonzero": m.nonzero(),
             "layer_sparsity": self.layer_sparsity, "layers": _layer_sizes(m), "seconds": self.seconds,
             "settings": self.settings, "history": self.history,
         }
@@ -104,18 +108,23 @@ def _parse_layer_sparsity(spec_names: list[str], layer_sparsity: Mapping[str, An
     return out
 
 
-def _training_data(parent: Model, dataset: Dataset | None, test_only: bool = False
-                   ) -> tuple[Dataset, dict[str, Any]]:
-    """The parent's own training slice (same dataset, train_limit, val split and seed)."""
+def _training_data(parent: Model, dataset: Dataset | None) -> tuple[Dataset, dict[str, Any]]:
+    """The parent's own training slice (same dataset, train_limit, val split and seed).
+
+    The validation split is the parent's own when it was trained with one (it
+    never saw those images); a parent trained on everything (val_fraction 0)
+    gets the default share carved out here, so that pruning's choices and
+    curves still use data the fine-tune does not train on.
+    """
     cfg = parent.meta.get("config") or {}
     info = {"dataset": cfg.get("dataset", "mnist"), "train_limit": cfg.get("train_limit"),
-            "val_fraction": cfg.get("val_fraction", 0.0) or 0.0, "data_seed": cfg.get("data_seed", cfg.get("seed", 0))}
+            "val_fraction": cfg.get("val_fraction", 0.0) or DEFAULT_VAL_FRACTION,
+            "data_seed": cfg.get("data_seed", cfg.get("seed", 0)),
+            "val_seen_by_parent": not cfg.get("val_fraction")}
     base = dataset if dataset is not None else load_dataset(info["dataset"])
     if tuple(base.input_shape) != tuple(parent.spec.input_shape):
         raise UserError(f"dataset {base.name!r} has inputs {base.input_shape} but the model expects "
                         f"{tuple(parent.spec.input_shape)}; pick the dataset it was trained on")
-    if test_only:
-        return base, info
     return limit_train(base, info["train_limit"], info["val_fraction"], info["data_seed"]), info
 
 
@@ -244,17 +253,20 @@ def prune(
 
     module = child.to_torch()
     test = evaluate(module, x_test, y_test, classes=ds.classes)
+    assert ds.x_val is not None and ds.y_val is not None  # _training_data always carves one
+    val = evaluate(module, to_input(ds.x_val), torch.from_numpy(ds.y_val), classes=ds.classes)
     seconds = time.perf_counter() - t_start
     config = {
         **settings,
         "dataset": data_info["dataset"], "train_limit": data_info["train_limit"],
         "val_fraction": data_info["val_fraction"], "data_seed": data_info["data_seed"],
+        "val_seen_by_parent": data_info["val_seen_by_parent"], "val_count": int(len(ds.y_val)),
         "threads": used_threads, "train": tcfg,
     }
     child.meta = {
         "name": name, "parent": parent.id, "kind": "pruned",
         "metrics": {"test_accuracy": test.accuracy, "test_loss": test.loss, "confusion": test.confusion,
-                    "accuracy_before_finetune": acc_before, "parent_accuracy": parent_acc,
+                    "val_accuracy": val.accuracy, "accuracy_before_finetune": acc_before, "parent_accuracy": parent_acc,
                     "sparsity_achieved": achieved, "layer_sparsity": per_layer,
                     "finetune_seconds": seconds},
         "history": history, "config": config, "dataset": ds.describe(), "seed": seed, "versions": versions(),
@@ -264,6 +276,7 @@ def prune(
     cb(Event("info", phase="prune", message=f"child {child.id}: accuracy {test.accuracy:.4f}"))
     return PruneResult(model=child, parent=parent.id, sparsity=achieved, accuracy_before_finetune=acc_before,
                        test_accuracy=test.accuracy, seconds=seconds, parent_accuracy=parent_acc,
+                       val_accuracy=val.accuracy,
                        layer_sparsity=per_layer, history=history, settings=settings)
 
 

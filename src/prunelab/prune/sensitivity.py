@@ -1,8 +1,10 @@
 """Per-layer sensitivity: how much accuracy each layer loses when pruned alone.
 
 For every prunable layer and every sparsity in a grid, the layer alone is
-magnitude-pruned (no fine-tuning) and the network evaluated on the test split
-of the data the model was trained on. `SensitivityResult.budget(S)` turns the
+magnitude-pruned (no fine-tuning) and the network evaluated on the validation
+split held out of the data the model was trained on (the parent's own split,
+or the default share when it trained on everything): budgets chosen from the
+curves never see the test split, which only reports. `SensitivityResult.budget(S)` turns the
 curves into per-layer sparsities reaching an overall S with the least
 predicted loss: every layer gets the highest sparsity whose predicted drop
 stays under one shared tolerance, found by bisection (the approach of
@@ -148,7 +150,7 @@ def sensitivity(
 ) -> SensitivityResult:
     """Scan every prunable layer at `sparsities` (each in [0, 1)) without fine-tuning.
 
-    limit: evaluate on the first `limit` test images only (all by default).
+    limit: evaluate on the first `limit` validation images only (all by default).
     """
     from prunelab.prune.api import _resolve_model, _training_data
     from prunelab.train import evaluate, set_threads, to_input
@@ -161,9 +163,10 @@ def sensitivity(
         raise UserError(f"--limit must be a positive integer, got {limit}")
     parent, _ = _resolve_model(model, store)
     set_threads(threads)
-    ds, _info = _training_data(parent, dataset, test_only=True)
-    x = to_input(ds.x_test[:limit])
-    y = torch.from_numpy(ds.y_test[:limit])
+    ds, info = _training_data(parent, dataset)
+    assert ds.x_val is not None and ds.y_val is not None  # _training_data always carves one
+    x = to_input(ds.x_val[:limit])
+    y = torch.from_numpy(ds.y_val[:limit])
     module = parent.to_torch()
     dense = evaluate(module, x, y, classes=ds.classes).accuracy
     params = dict(module.named_parameters())
@@ -191,4 +194,5 @@ def sensitivity(
     sizes = {n: int(parent.weights[n].size) for n in names}
     return SensitivityResult(model=parent.id or parent.name, sparsities=grid, accuracy=accuracy, sizes=sizes,
                              dense_accuracy=dense, seconds=time.perf_counter() - t0,
-                             evaluated_on={"dataset": ds.name, "split": "test", "count": int(len(y))})
+                             evaluated_on={"dataset": ds.name, "split": "validation", "count": int(len(y)),
+                                          "seen_in_training": bool(info["val_seen_by_parent"])})

@@ -66,7 +66,7 @@ class PruneRequest(BaseModel):
 
 
 class SensitivityRequest(BaseModel):
-    """Body of POST /api/jobs/sensitivity: evaluate on the first `limit` test images."""
+    """Body of POST /api/jobs/sensitivity: evaluate on the first `limit` validation images."""
 
     model_config = ConfigDict(extra="forbid")
     model: str
