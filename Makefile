@@ -4,7 +4,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
 
-.PHONY: run demo test lint bench reliability browser clean
+.PHONY: run demo test lint bench bench-prune reliability browser clean
 
 # The venv is rebuilt when missing or older than pyproject.toml.
 # torch first: the pinned CPU wheel (a plain `torch` would pull a CUDA build).
@@ -43,9 +43,22 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py --accuracy
 	$(PY) benchmarks/sparse_runtime.py
-	$(PY) benchmarks/prune_accuracy.py
+	$(MAKE) bench-prune
 	$(PY) benchmarks/select_scale.py
 	$(PY) benchmarks/select_peers.py
+
+# Pruning accuracy: one run of benchmarks/prune_accuracy.py as two parallel chains of
+# processes (1 torch thread each), merged into one report; RESULTS.md is only written from
+# all 5 report seeds (a quick or partial run prints and leaves it alone).
+PRUNE_TMP := /tmp/prunelab-bench-prune
+bench-prune: $(STAMP)
+	rm -rf $(PRUNE_TMP) && mkdir -p $(PRUNE_TMP)
+	( $(PY) benchmarks/prune_accuracy.py --parts core,long,export --seed-list 0,1,2,3,4 --partial $(PRUNE_TMP)/a.json \
+	  && $(PY) benchmarks/prune_accuracy.py --parts lenet5 --seed-list '' --partial $(PRUNE_TMP)/b.json ) & \
+	( $(PY) benchmarks/prune_accuracy.py --parts lottery,small --seed-list 0,1,2 --partial $(PRUNE_TMP)/c.json \
+	  && $(PY) benchmarks/prune_accuracy.py --parts baselines,structured --seed-list 0,1,2 --partial $(PRUNE_TMP)/d.json ); \
+	wait
+	$(PY) benchmarks/prune_accuracy.py --merge $(PRUNE_TMP)/a.json $(PRUNE_TMP)/b.json $(PRUNE_TMP)/c.json $(PRUNE_TMP)/d.json
 
 reliability: $(STAMP) browser
 	rm -f test-output/reliability.jsonl

@@ -70,7 +70,7 @@ from prunelab.train import evaluate, fit, to_input  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 VAL_FRACTION = 1 / 12
-PARTS = ("core", "small", "structured", "lottery", "long", "lenet5", "export")
+PARTS = ("core", "baselines", "small", "structured", "lottery", "long", "lenet5", "export")
 BARS = {0.95: 0.2, 0.98: 0.5, 0.99: 1.0}  # pp below the equal-budget dense, LeNet-300-100
 BARS_LENET5 = {0.95: 0.2, 0.98: 0.3}
 
@@ -228,7 +228,7 @@ def run_seed(args: argparse.Namespace, seed: int, parts: set[str], out: list[dic
     E, A, th = args.epochs, "lenet-300-100", args.threads
     sparsities = [float(s) for s in args.sparsities.split(",")]
     d = Data(seed)
-    needs_parent = parts & {"core", "structured", "lottery", "long", "export"}
+    needs_parent = parts & {"core", "baselines", "structured", "lottery", "long", "export"}
     parent = parent_of(A, E, seed, th) if needs_parent else None
     if parent is not None:
         rec_(out, arch=A, seed=seed, method="parent", sparsity=0.0, epochs=E, **d.scores(parent.to_torch()))
@@ -241,6 +241,8 @@ def run_seed(args: argparse.Namespace, seed: int, parts: set[str], out: list[dic
             rec_(out, arch=A, seed=seed, method="ours", sparsity=s, epochs=2 * E, before=r.accuracy_before_finetune,
                  compression=prunable(parent) / nonzero_weights(r.model),
                  flop_ratio=flops_of(parent) / flops_of(r.model), **prune_scores(r, d))
+    if "baselines" in parts and parent is not None:
+        for s in sparsities:
             for name, sched, meth in (("torch_gradual", "gradual", tprune.L1Unstructured),
                                       ("torch_oneshot", "oneshot", tprune.L1Unstructured),
                                       ("random_gradual", "gradual", tprune.RandomUnstructured)):

@@ -59,9 +59,7 @@ VARIANTS: dict[str, tuple[str, Recipe]] = {
     "lr 1e-3": ("gradual", D.with_(lr=1e-3)),
     "lr 3e-3": ("gradual", D.with_(lr=3e-3)),
     "prune over 1/4": ("gradual", D.with_(gradual_fraction=0.25)),
-    "prune over 3/4": ("gradual", D.with_(gradual_fraction=0.75)),
     "no anneal (constant lr)": ("gradual", D.with_(anneal=False)),
-    "300 mask updates": ("gradual", D.with_(gradual_updates=300)),
     "one-shot": ("oneshot", D),
 }
 
@@ -77,7 +75,7 @@ def val_accuracy(model: Model, xv: torch.Tensor, yv: torch.Tensor) -> float:
     return evaluate(model.to_torch(), xv, yv).accuracy
 
 
-def run_seed(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
+def run_seed(args: argparse.Namespace, seed: int, done: list[dict[str, Any]]) -> list[dict[str, Any]]:
     xv, yv = val_split(seed)
     t = time.time()
     parent = prunelab.train(arch=args.arch, epochs=args.epochs, seed=seed, threads=args.threads,
@@ -107,6 +105,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
             raise SystemExit(f"validation accuracy mismatch: library {lib_v} vs benchmark {v}")
         rows.append({"seed": seed, "variant": name, "sparsity": s, "finetune_epochs": ft, "schedule": sched,
                      "recipe": rec.to_dict(), "val_accuracy": v, "seconds": time.time() - t})
+        if args.partial:  # rewritten after every row: a stopped run keeps what it measured
+            Path(args.partial).write_text(json.dumps({"rows": done + rows, "partial": True}, indent=1))
         print(f"  {s:.2f} {name:26} ft {ft:2d}: val {v:.4f} ({time.time() - t:.0f} s)", flush=True)
     return rows
 
@@ -176,10 +176,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="lenet-300-100")
     ap.add_argument("--seeds", default="100,101", help="selection seeds: never reported")
-    ap.add_argument("--sparsities", default="0.95,0.98,0.99")
+    ap.add_argument("--sparsities", default="0.95,0.98,0.99", help="sparsities of the grid")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--epochs", type=int, default=8, help="parent training epochs = fine-tune budget")
-    ap.add_argument("--long", default="16,24", help="longer fine-tunes of the default, in epochs ('' = none)")
+    ap.add_argument("--long", default="16", help="longer fine-tunes of the default, in epochs ('' = none)")
     ap.add_argument("--long-sparsities", default="0.99")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--partial", default=None, help="write this run's raw JSON here and stop")
@@ -188,13 +188,18 @@ def main() -> None:
     args = ap.parse_args()
     if args.merge:
         parts = [json.loads(Path(p).read_text()) for p in args.merge]
-        res = {**parts[0], "rows": [r for p in parts for r in p["rows"]],
-               "seconds": max(p["seconds"] for p in parts), "processes": len(parts)}
+        full = [p for p in parts if not p.get("partial")]
+        if not full:
+            raise SystemExit("error: no finished run among the files; finish at least one")
+        res = {**full[0], "rows": [r for p in parts for r in p["rows"]],
+               "seconds": sum(p.get("seconds", 0.0) for p in parts), "processes": len(parts)}
     else:
         torch.set_num_threads(args.threads)
         t0 = time.time()
         seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
-        rows = [r for seed in seeds for r in run_seed(args, seed)]
+        rows: list[dict[str, Any]] = []
+        for seed in seeds:
+            rows += run_seed(args, seed, rows)
         res = {"machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "arch": args.arch, "epochs": args.epochs, "threads": args.threads, "rows": rows,
                "seconds": time.time() - t0, "split": "validation (1/12 of the training set, seeded)"}
