@@ -1,7 +1,7 @@
 """prunelab's data selection beside its peers at their best, on data families nobody tuned on.
 
     OMP_NUM_THREADS=1 python benchmarks/select_peers.py [--seeds 5] [--first-seed 1000] [--quick]
-        [--families histories,sklearn,workloads,mnist] [--no-write]
+        [--families histories,sklearn,workloads,mnist-knn,mnist-mlp] [--no-write]
 
 Families (prunelab.validate.families, plus MNIST here): run-history stores with heavy-tailed
 repeat counts (written apart from the built-in generator), the tabular data sets inside
@@ -49,6 +49,8 @@ from prunelab.validate.report import seed_stats
 from prunelab.validate.scenarios import fit_and_score, measure
 
 KEEP = 0.3
+MLP_TRAIN = 10_000
+MLP_EPOCHS = 3
 
 
 def k_center_greedy(X: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -149,10 +151,20 @@ def peer_rows(cell: Cell) -> list[dict[str, Any]]:
 
 
 def _cells(family: str, seeds: list[int], quick: bool) -> Iterator[Cell]:
-    if family == "mnist":
+    if family == "mnist-knn":
         yield from mnist_cells(seeds, quick)
     else:
         yield from families.cells(family, seeds, quick)
+
+
+def mlp_run(seeds: list[int], quick: bool) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The `prunelab validate` mnist suite (lenet-300-100 trained on each subset for as many steps as
+    the full set), on MLP_TRAIN images for MLP_EPOCHS epochs, at 30 % and auto's own fraction."""
+    from prunelab.validate import mnist_suite
+
+    return mnist_suite.run(seeds=seeds, quick=quick, epochs=1 if quick else MLP_EPOCHS,
+                           train_limit=2000 if quick else MLP_TRAIN, keeps=(0.3,),
+                           progress=lambda msg: print(msg, flush=True))
 
 
 def run(fams: list[str], seeds: list[int], quick: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -160,6 +172,8 @@ def run(fams: list[str], seeds: list[int], quick: bool) -> tuple[list[dict[str, 
     ours: list[dict[str, Any]] = []
     peers: list[dict[str, Any]] = []
     for fam in fams:
+        if fam == "mnist-mlp":
+            continue
         for cell in _cells(fam, seeds, quick):
             t0 = time.perf_counter()
             rows = measure(cell, strategies, repeats=3)
@@ -244,13 +258,14 @@ def tables(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[str]
     return lines + ["", "#### Where each wins (highest mean held-out score in the cell)", ""] + wins
 
 
-def check_lines(ours: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """(summary lines, validate lines) from the quality checks and invariants of the rows."""
+def check_lines(ours: list[dict[str, Any]], extra: list[Any]) -> tuple[list[str], list[str]]:
+    """(summary lines, validate lines) from the quality checks and invariants of the rows;
+    `extra`: checks computed elsewhere (the MLP suite's)."""
     from prunelab.validate.report import check_table
 
     th = Thresholds()
     inv = [c.to_dict() for c in invariant_checks(ours, th)]
-    qual = [c.to_dict() for c in quality_checks(ours, th)]
+    qual = [c.to_dict() for c in quality_checks(ours, th) + list(extra)]
     held = sum(c["passed"] for c in inv)
     passed = sum(c["passed"] for c in qual)
     validate = ([f"Quality checks (can fail; thresholds = the issue's Done-when: {th.to_dict()}): "
@@ -272,7 +287,7 @@ def main() -> None:
     from select_scale import machine, write_block  # same folder: shared RESULTS.md writer
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--families", default="histories,sklearn,workloads,mnist")
+    ap.add_argument("--families", default="histories,sklearn,workloads,mnist-knn,mnist-mlp")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="small stores (a smoke run; never written)")
@@ -280,7 +295,9 @@ def main() -> None:
     args = ap.parse_args()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     t0 = time.perf_counter()
-    ours, peers = run(args.families.split(","), seeds, args.quick)
+    fams = args.families.split(",")
+    ours, peers = run(fams, seeds, args.quick)
+    mlp_rows, mlp_checks = mlp_run(seeds, args.quick) if "mnist-mlp" in fams else ([], [])
     minutes = (time.perf_counter() - t0) / 60
     cmd = (f"OMP_NUM_THREADS=1 python benchmarks/select_peers.py --families {args.families} --seeds {args.seeds} "
            f"--first-seed {args.first_seed}")
@@ -291,8 +308,14 @@ def main() -> None:
             "`select --keep 0.3`, `auto fraction` is plain `select`; `best on validation` is the strategy "
             "that scored best on 25 % of the training part. Predictor bytes: every array of the fitted "
             "k-NN (training rows and k-d tree).")
-    summary, validate = check_lines(ours)
+    summary, validate = check_lines(ours + mlp_rows, mlp_checks)
     peers_block = head + "\n" + "\n".join(tables(ours, peers))
+    if mlp_rows:
+        from prunelab.validate.report import mnist_table
+
+        peers_block += ("\n\n#### mnist-mlp: lenet-300-100 trained on each subset (test accuracy %, 10k test images; "
+                        f"{MLP_TRAIN:,} training images, the full set {MLP_EPOCHS} epochs, every subset as many "
+                        "steps; selectors see PCA(50); mean ± std over seeds)\n\n" + "\n".join(mnist_table(mlp_rows)))
     summary_block = (f"### Done-when of issue 10, measured (`{cmd}`; {machine()})\n\n"
                      "Quality checks per family (auto at 30 % vs random + 0.5 and full - 1; auto's own fraction "
                      "within 1 point of full, saving >= 50 % of the predictor's bytes on stores with repeats, "
@@ -300,7 +323,9 @@ def main() -> None:
                      + "\n".join(summary))
     validate_block = f"### Checks (`{cmd}`; {machine()})\n\n" + "\n".join(validate)
     print(summary_block, peers_block, validate_block, sep="\n\n")
-    if not args.no_write and not args.quick:
+    if args.seeds < 5 and not args.no_write:
+        print(f"not written to RESULTS.md: {args.seeds} seed(s); the results file holds 5-seed runs")
+    elif not args.no_write and not args.quick:
         write_block("summary", summary_block)
         write_block("peers", peers_block)
         write_block("validate", validate_block)

@@ -50,7 +50,7 @@ def train_subset(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.nd
 
 
 def run(seeds: list[int], quick: bool = False, thresholds: Thresholds | None = None, epochs: int | None = None,
-        threads: int = 1, train_limit: int | None = None,
+        threads: int = 1, train_limit: int | None = None, keeps: tuple[float, ...] | None = None,
         progress: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], list[Check]]:
     """Run the suite over `seeds`; `quick` = 2,000 training images, 1,000 test images, 1 epoch, keeps 30/100%.
 
@@ -74,7 +74,7 @@ def run(seeds: list[int], quick: bool = False, thresholds: Thresholds | None = N
         te = stratified_subset(y_test, 1000, seed=0)
         x_test, y_test = x_test[te], y_test[te]
     epochs = epochs or (1 if quick else 5)
-    keeps = (0.3, 1.0) if quick else KEEPS
+    keeps = keeps or ((0.3, 1.0) if quick else KEEPS)
     Z = features(x)
     full_steps = epochs * math.ceil(len(y) / BATCH)
     dataset = f"mnist-{len(y)}"

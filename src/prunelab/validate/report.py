@@ -102,7 +102,7 @@ def mnist_table(rows: list[dict[str, Any]]) -> list[str]:
     mn = [r for r in rows if r["family"] == "mnist"]
     if not mn:
         return []
-    keeps = sorted({r["keep"] for r in mn if r["keep"] is not None})
+    keeps = sorted({r["keep"] for r in mn if r["keep"] is not None and r["keep"] < 1.0})
     methods = [m for m in dict.fromkeys(r["method"] for r in mn) if m not in ("full", "auto-fraction")]
     lines = ["| method | " + " | ".join(f"{k:.0%}" for k in keeps) + " |", "|" + "---|" * (len(keeps) + 1)]
     for method in methods:
