@@ -10,6 +10,8 @@ does the same removal but only swaps the instance back to its base class.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -27,12 +29,12 @@ def bake(module: nn.Module) -> None:
     built on them still updates the module)."""
     if not parametrize.is_parametrized(module):
         return
-    plist = module.parametrizations
+    plist: Any = module.parametrizations
     tensors: dict[str, torch.Tensor] = {}
     with torch.no_grad():
-        for name in list(plist.keys()):  # type: ignore[operator]
+        for name in list(plist.keys()):
             value = getattr(module, name).detach().clone()
-            original = plist[name].original  # type: ignore[index]
+            original = plist[name].original
             original.set_(value)
             tensors[name] = original
     cls = base_class(module)

@@ -155,12 +155,26 @@ class WeightMask(nn.Module):
     """The parametrization w -> w * mask; `mask` (a buffer shaped like w,
     1 = kept, 0 = pruned) is updated in place by schedules."""
 
+    mask: torch.Tensor
+
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("mask", mask)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return w * self.mask
+
+
+def weight_of(m: nn.Module) -> torch.Tensor:
+    """The layer's (effective, masked when parametrized) weight, detached."""
+    w = getattr(m, "weight")  # noqa: B009  (typed access to a dynamic attribute)
+    return w.detach() if isinstance(w, torch.Tensor) else torch.zeros(0)
+
+
+def original_of(m: nn.Module) -> torch.Tensor:
+    """The unmasked Parameter under a parametrized weight, detached."""
+    plist: Any = m.parametrizations
+    return plist.weight.original.detach()  # type: ignore[no-any-return]
 
 
 def _matches(name: str, module: nn.Module, spec: LayerSpec) -> bool:
@@ -208,20 +222,27 @@ def target_layers(module: nn.Module, ignore: Sequence[LayerSpec], include: Seque
     return out
 
 
+def weight_shapes(module: nn.Module, layers: dict[str, nn.Module]) -> dict[str, tuple[int, ...]]:
+    """name -> weight shape of every Linear/Conv and every pruned layer, in module order."""
+    return {n: tuple(weight_of(m).shape) for n, m in module.named_modules()
+            if n in layers or (isinstance(m, PRUNABLE) and isinstance(getattr(m, "weight", None), torch.Tensor))}
+
+
 def _param_count(module: nn.Module) -> tuple[int, int]:
     """(all parameters, non-zero ones), counting masked weights as they compute."""
     total = nonzero = 0
     seen: set[int] = set()
-    for name, m in module.named_modules():
-        for pname, p in m.named_parameters(recurse=False):
+    for m in module.modules():
+        for p in m.parameters(recurse=False):
             if id(p) in seen:
                 continue
             seen.add(id(p))
             total += p.numel()
             nonzero += int(torch.count_nonzero(p.detach()))
         if parametrize.is_parametrized(m):
-            for tname in m.parametrizations:  # type: ignore[union-attr]
-                orig = m.parametrizations[tname].original  # type: ignore[index]
+            plist: Any = m.parametrizations
+            for tname in plist:
+                orig = plist[tname].original
                 seen.add(id(orig))
                 t = getattr(m, tname).detach()
                 total += t.numel()
@@ -247,7 +268,7 @@ class Pruning:
         self.criterion: Criterion = get_criterion(settings.criterion)
         self.layers = layers
         self.cuts = cuts
-        self.shapes_before = shapes_before or {n: tuple(m.weight.shape) for n, m in layers.items()}
+        self.shapes_before = shapes_before or weight_shapes(module, layers)
         self.params_before = params_before
         self.t = 0
         self.finalized = False
@@ -262,21 +283,21 @@ class Pruning:
             tensors = [*self.module.parameters(), *self.module.buffers()]
             self.initial = [(t, t.detach().clone()) for t in tensors]
         for m in self.layers.values():
-            w = m.weight
-            parametrize.register_parametrization(m, "weight", WeightMask((w.detach() != 0).to(w.dtype)))
+            w = weight_of(m)
+            parametrize.register_parametrization(m, "weight", WeightMask((w != 0).to(w.dtype)))
         self.start = self.current = self.sparsity()
         if self.settings.sparsity < self.start - 1e-12:
             raise UserError(f"the pruned layers are already {self.start:.4f} sparse; ask for a sparsity >= that")
         self._apply(self.settings.schedule.target(0, self.start, self.settings.sparsity))
 
     def _mask_of(self, m: nn.Module) -> torch.Tensor:
-        return m.parametrizations.weight[0].mask  # type: ignore[index, union-attr, no-any-return]
+        plist: Any = m.parametrizations
+        return plist.weight[0].mask  # type: ignore[no-any-return]
 
     def _apply(self, target: float) -> None:
         if target <= self.current:
             return
-        scores = {n: self.criterion.weight_scores(m.parametrizations.weight.original,  # type: ignore[union-attr]
-                                                  self.settings.seed + self.t)
+        scores = {n: self.criterion.weight_scores(original_of(m), self.settings.seed + self.t)
                   for n, m in self.layers.items()}
         old = {n: self._mask_of(m).detach().cpu().numpy() != 0 for n, m in self.layers.items()}
         make = global_magnitude_masks if self.settings.scope == "global" else layer_magnitude_masks
@@ -327,7 +348,7 @@ class Pruning:
 
     def masks(self) -> dict[str, torch.Tensor]:
         """weight name -> bool mask (True = kept), measured from the module."""
-        return {f"{n}.weight": m.weight.detach() != 0 for n, m in self.layers.items()}
+        return {f"{n}.weight": weight_of(m) != 0 for n, m in self.layers.items()}
 
     def sparsity(self) -> float:
         """Measured: the fraction of pruned-layer weights that are zero
@@ -337,7 +358,7 @@ class Pruning:
             return sum(len(c.removed) for c in self.cuts) / total if total else 0.0
         total = zeros = 0
         for m in self.layers.values():
-            w = m.weight.detach()
+            w = weight_of(m)
             total += w.numel()
             zeros += w.numel() - int(torch.count_nonzero(w))
         return zeros / total if total else 0.0
@@ -348,8 +369,9 @@ class Pruning:
         names = dict(self.module.named_modules())
         for name, before in self.shapes_before.items():
             m = names.get(name)
-            w = m.weight.detach() if m is not None else torch.zeros(0)
-            rows.append(LayerRow(name=name, kind=base_class(m).__name__ if m is not None else "removed", shape_before=before, shape=tuple(w.shape),
+            w = weight_of(m) if m is not None else torch.zeros(0)
+            kind = base_class(m).__name__ if m is not None else "removed"
+            rows.append(LayerRow(name=name, kind=kind, shape_before=before, shape=tuple(w.shape),
                                  weights_before=int(np.prod(before)), weights=w.numel(),
                                  nonzero=int(torch.count_nonzero(w)), pruned=name in self.layers))
         params, nonzero = _param_count(self.module)
@@ -411,7 +433,7 @@ def prune_module(
             raise UserError("method='structured' needs example_input=, a batch shaped like your data "
                             "(e.g. torch.zeros(1, 1, 28, 28)), to trace the module")
         layers = target_layers(module, settings.ignore, ())
-        shapes = {n: tuple(m.weight.shape) for n, m in module.named_modules() if isinstance(m, PRUNABLE)}
+        shapes = weight_shapes(module, layers)
         ignored = [m for n, m in module.named_modules() if isinstance(m, PRUNABLE) and n not in layers]
         cuts = prune_channels(module, settings.sparsity, example_input=example_input,
                               criterion=get_criterion(settings.criterion), scope=settings.scope,

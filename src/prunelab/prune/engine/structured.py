@@ -120,12 +120,12 @@ def prune_channels(
     # Dry run on a copy first: Torch-Pruning follows most graphs, but not all (1.6 mis-maps a concat
     # that is flattened into a Linear); the user's module is only cut once the copy still works.
     trial = copy.deepcopy(module)
-    _cut(tp, trial, plan, example_input)
-    with torch.no_grad():
-        try:
+    try:
+        _cut(tp, trial, plan, example_input)
+        with torch.no_grad():
             got = _shapes(trial, example_input)
-        except RuntimeError as exc:
-            got = [f"an error: {str(exc).splitlines()[0]}"]
+    except (UserError, RuntimeError) as exc:  # a broken cut fails the next trace or the forward pass
+        got = [f"an error: {str(exc).splitlines()[0][:200]}"]
     if got != want:
         raise UserError(f"structured pruning breaks this module (outputs {want} became {got}); it uses a pattern "
                         "Torch-Pruning does not follow, e.g. a concat flattened into a Linear. The module is "
