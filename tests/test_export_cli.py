@@ -184,7 +184,8 @@ def test_compare(stored: tuple[str, str], prunelab_home: Path, capsys: pytest.Ca
     assert p["sparsity"] == pytest.approx(0.95, abs=0.001)
     assert p["flop_ratio"] == pytest.approx(1 / 0.05, rel=0.01)
     assert p["artifact_bytes"] * 10 < p["dense_bytes"] and p["compression_ratio"] > 10
-    assert rows[parent]["compression_ratio"] == pytest.approx(1.0, abs=0.01)
+    # dense weights: only the byte-shuffled deflate of the float32 values saves anything (exponents repeat)
+    assert 1.0 < rows[parent]["compression_ratio"] < 1.4
     assert p["dense_gzip_bytes"] < rows[parent]["dense_gzip_bytes"]
     proc = run_inproc(capsys, "compare", "base", "p95", "--budget", "0.01")
     assert proc.returncode == 0 and "p95" in proc.stdout and "latency" in proc.stdout

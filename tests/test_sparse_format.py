@@ -1,11 +1,11 @@
-"""The artifact format: every encoding and index width round-trips; damaged,
-truncated, foreign and wrong-version files fail with one clear UserError."""
+"""The artifact format: every encoding and index width round-trips; the
+container is a standard safetensors file; damaged, truncated, foreign,
+version-1 and wrong-version files fail with one clear UserError."""
 
 from __future__ import annotations
 
 import json
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,9 @@ from prunelab.sparse.format import (
     encode_artifact,
     encoded_sizes,
     index_dtype,
+    join_artifact,
     read_artifact,
+    split_artifact,
     write_artifact,
 )
 
@@ -42,11 +44,8 @@ def small_mlp():
 
 
 def parts(path: Path) -> dict[str, dict]:
-    """The tensor table of an artifact, by tensor name (reads the JSON header)."""
-    data = path.read_bytes()
-    json_len = struct.unpack_from("<I", data, 12)[0]
-    header = json.loads(zlib.decompress(data[32:32 + json_len]))
-    return {t["name"]: t for t in header["tensors"]}
+    """The tensor table of an artifact, by tensor name (reads the prunelab header)."""
+    return {t["name"]: t for t in split_artifact(path.read_bytes())[1]["tensors"]}
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -171,6 +170,50 @@ def test_reduced_precision_round_trip(tmp_path: Path, precision: str) -> None:
     assert path.stat().st_size < write_artifact(tmp_path / "f.plsa", spec, weights, "fp32")[0]
 
 
+# --- the container ---------------------------------------------------------------
+
+
+def test_container_is_plain_safetensors(tmp_path: Path) -> None:
+    """Any safetensors reader opens the file: one U8 blob per model tensor and
+    prunelab's metadata (format, version, precision, checksum, header)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    spec = small_mlp()
+    path = tmp_path / "m.plsa"
+    _, infos = write_artifact(path, spec, sparse_weights(spec, 0.1), "int8", meta={"model_id": "abc123"})
+    blobs = load_file(str(path))
+    assert set(blobs) == {n for n, _ in fmt.param_names(spec)}
+    assert {n: b.nbytes for n, b in blobs.items()} == {i.name: i.nbytes for i in infos}
+    assert all(b.dtype == np.uint8 for b in blobs.values())
+    with safe_open(str(path), "np") as f:
+        md = f.metadata()
+    assert md["format"] == "prunelab-sparse" and md["version"] == "2" and md["precision"] == "int8"
+    assert md["model_id"] == "abc123" and md["arch"] == spec.arch and md["checksum"].startswith("crc32:")
+    # the header is bounded: the length field is checked before anything is read
+    assert struct.unpack_from("<Q", path.read_bytes())[0] < 4096
+
+
+def test_values_are_stored_deflated_only_when_smaller(tmp_path: Path) -> None:
+    spec = small_mlp()
+    rng = np.random.default_rng(0)
+    weights = sparse_weights(spec, 1.0)
+    weights["fc1.weight"] = np.round(weights["fc1.weight"] * 4) / 4  # few distinct values: deflates well
+    path = tmp_path / "d.plsa"
+    write_artifact(path, spec, weights, "fp32", {n: "dense" for n, _ in fmt.param_names(spec)})
+    table = parts(path)
+    assert len(table["fc1.weight"]["parts"]["values"]) == 4  # 4th field: stored (deflated) bytes
+    assert table["fc1.weight"]["parts"]["values"][3] < 30 * 36 * 4
+    art = read_artifact(path)
+    np.testing.assert_array_equal(art.tensors["fc1.weight"].to_dense(), weights["fc1.weight"])
+    noise = {n: rng.standard_normal(s).astype(np.float32) * 1e3 for n, s in fmt.param_names(spec)}
+    write_artifact(path, spec, noise, "fp16")
+    for name, t in parts(path).items():  # random mantissas: deflating would not pay, stored raw
+        assert len(t["parts"]["values"]) in (3, 4), name
+    for name, w in noise.items():
+        np.testing.assert_allclose(read_artifact(path).tensors[name].to_dense(), w, rtol=1e-3)
+
+
 # --- bad files ----------------------------------------------------------------
 
 
@@ -187,23 +230,28 @@ def expect_error(path: Path, fragment: str) -> str:
         read_artifact(path)
     msg = str(info.value)
     assert fragment in msg, msg
-    assert "\n" not in msg
+    assert "\n" not in msg and str(path) in msg
     return msg
 
 
-def test_flipped_byte_is_caught_by_the_checksum(artifact: Path) -> None:
+@pytest.mark.parametrize("where", ["data", "metadata", "header_length"])
+def test_flipped_byte_is_caught(artifact: Path, where: str) -> None:
     data = bytearray(artifact.read_bytes())
-    data[len(data) - 10] ^= 0x40
+    n = struct.unpack_from("<Q", data)[0]
+    pos = {"data": len(data) - 10, "metadata": data.index(b'"arch":"') + 9, "header_length": 1}[where]
+    data[pos] ^= 0x01
     artifact.write_bytes(bytes(data))
-    expect_error(artifact, "checksum")
+    msg = expect_error(artifact, str(artifact))
+    assert {"data": "checksum", "metadata": "checksum", "header_length": "export it again"}[where] in msg
+    assert n > 0
 
 
-@pytest.mark.parametrize("keep", [0, 5, 31, 32, 100, -1])
+@pytest.mark.parametrize("keep", [0, 5, 8, 9, 100, -1])
 def test_truncated_file(artifact: Path, keep: int) -> None:
     data = artifact.read_bytes()
     artifact.write_bytes(data[:keep] if keep >= 0 else data[:-1])
     msg = expect_error(artifact, str(artifact))
-    assert ("truncated" in msg) or ("not a prunelab artifact" in msg and keep == 0)
+    assert ("truncated" in msg) or ("not a prunelab artifact" in msg and keep < 9)
 
 
 def test_trailing_bytes(artifact: Path) -> None:
@@ -212,17 +260,34 @@ def test_trailing_bytes(artifact: Path) -> None:
 
 
 def test_wrong_version(artifact: Path) -> None:
-    data = bytearray(artifact.read_bytes())
-    struct.pack_into("<H", data, 8, 99)
-    artifact.write_bytes(bytes(data))
+    md, header, blobs = split_artifact(artifact.read_bytes())
+    artifact.write_bytes(join_artifact(header, blobs, {**md, "version": "99"}))
     expect_error(artifact, "version 99")
 
 
-@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + b"\0" * 100, b"hello world\n", b"PK\x03\x04zip"])
+def test_version_1_file_fails_with_one_line(tmp_path: Path) -> None:
+    """A file in the hand-written container of version 1 (32-byte fixed header with the
+    signature below, then deflated JSON) is refused, saying to export again."""
+    p = tmp_path / "old.plsa"
+    p.write_bytes(b"\x89PLSPAR\n" + struct.pack("<HHIQI4x", 1, 1, 10, 20, 0) + b"\0" * 30)
+    msg = expect_error(p, "version-1 prunelab artifact")
+    assert "export the model again" in msg
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + b"\0" * 100, b"hello world\n", b"PK\x03\x04zip",
+                                     struct.pack("<Q", 2**40) + b"{" + b" " * 20])
 def test_foreign_file(tmp_path: Path, content: bytes) -> None:
     p = tmp_path / "x.plsa"
     p.write_bytes(content)
     expect_error(p, "not a prunelab artifact")
+
+
+def test_other_safetensors_file(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    p = tmp_path / "weights.safetensors"
+    save_file({"w": np.ones((3, 3), np.float32)}, str(p))
+    expect_error(p, "safetensors file but not a prunelab artifact")
 
 
 def test_folder_and_missing_file(tmp_path: Path) -> None:
@@ -233,16 +298,11 @@ def test_folder_and_missing_file(tmp_path: Path) -> None:
 
 
 def rewrite(path: Path, edit) -> None:
-    """Change the JSON header with `edit(header)` and re-seal the file with a valid checksum:
-    a crafted file whose damage only the structural checks can catch."""
-    data = path.read_bytes()
-    _, version, flags, json_len, payload_len, _ = fmt._FIXED.unpack(data[:32])
-    header = json.loads(zlib.decompress(data[32:32 + json_len]))
+    """Change the prunelab header with `edit(header)` and re-seal the file with a valid
+    checksum: a crafted file whose damage only the structural checks can catch."""
+    md, header, blobs = split_artifact(path.read_bytes())
     edit(header)
-    text = zlib.compress(json.dumps(header).encode())
-    payload = data[32 + json_len:]
-    crc = zlib.crc32(payload, zlib.crc32(text))
-    path.write_bytes(fmt._FIXED.pack(fmt.MAGIC, version, flags, len(text), len(payload), crc) + text + payload)
+    path.write_bytes(join_artifact(header, blobs, md))
 
 
 def _fc1(header: dict) -> dict:
@@ -253,11 +313,13 @@ def _fc1(header: dict) -> dict:
     (lambda h: _fc1(h)["parts"]["values"].__setitem__(1, 10**12), "expected"),
     (lambda h: _fc1(h)["parts"]["values"].__setitem__(0, 10**9), "past the end"),
     (lambda h: _fc1(h)["parts"]["values"].__setitem__(2, "O"), "unsupported type"),
+    (lambda h: _fc1(h)["parts"]["quot"].append(10), "bad quot location"),
     (lambda h: _fc1(h).__setitem__("nnz", 10**15), "non-zero count"),
     (lambda h: _fc1(h).__setitem__("shape", [3, 3]), "shape"),
     (lambda h: _fc1(h).__setitem__("encoding", "zip"), "unknown encoding"),
     (lambda h: h["tensors"].pop(), "do not match"),
     (lambda h: h.__setitem__("format", "other"), "not a prunelab-sparse header"),
+    (lambda h: h.__setitem__("version", 1), "not a prunelab-sparse header"),
     (lambda h: (h["spec"]["layers"][1].__setitem__("out_features", 10**8),
                 h["spec"]["layers"][3].__setitem__("in_features", 10**8)), "parameters"),
     (lambda h: h["spec"]["layers"][1].__setitem__("out_features", 7), "bad model spec"),
@@ -268,25 +330,68 @@ def test_crafted_headers_fail_before_allocating(artifact: Path, edit, fragment: 
     expect_error(artifact, fragment)
 
 
+def test_crafted_safetensors_tables(artifact: Path) -> None:
+    """Tensor tables that break safetensors' rules (gaps, overlaps, wrong dtype or shape)."""
+    data = artifact.read_bytes()
+    n = struct.unpack_from("<Q", data)[0]
+    table = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+
+    def write(t: dict) -> None:
+        text = json.dumps(t).encode()
+        artifact.write_bytes(struct.pack("<Q", len(text)) + text + body)
+
+    first = min((k for k in table if k != "__metadata__"), key=lambda k: table[k]["data_offsets"][0])
+    for change, fragment in [({"dtype": "F32"}, "bad safetensors entry"), ({"shape": [1]}, "bad safetensors entry"),
+                             ({"data_offsets": [1, 1 + table[first]["shape"][0]]}, "gap"),
+                             ({"data_offsets": [-1, 5]}, "bad safetensors entry")]:
+        write({**table, first: {**table[first], **change}})
+        expect_error(artifact, fragment)
+    write({**table, "extra": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}})
+    expect_error(artifact, "checksum")  # an extra empty tensor changes what the checksum covers
+    artifact.write_bytes(data[:8 + n - 1] + b"\t" + body)  # padding must be spaces
+    expect_error(artifact, "padding")
+
+
+def test_deflated_part_cannot_inflate_beyond_its_size(artifact: Path) -> None:
+    import zlib
+
+    md, header, blobs = split_artifact(artifact.read_bytes())
+    entry = _fc1(header)
+    off, count, code = entry["parts"]["values"][:3]
+    bomb = zlib.compress(b"\0" * (count * 4 * 1000))
+    blob = blobs["fc1.weight"]
+    blobs["fc1.weight"] = blob[:off] + bomb
+    entry["parts"]["values"] = [off, count, code, len(bomb)]
+    artifact.write_bytes(join_artifact(header, blobs, md))
+    expect_error(artifact, "does not inflate")
+
+
 def test_header_zip_bomb_is_refused(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the stored (deflated) header fits the limit, its inflated form does not
-    monkeypatch.setattr(fmt, "MAX_JSON", struct.unpack_from("<I", artifact.read_bytes(), 12)[0])
-    expect_error(artifact, "unreadable JSON header")
+    import base64
+
+    md = split_artifact(artifact.read_bytes())[0]
+    monkeypatch.setattr(fmt, "MAX_INFLATED", len(base64.b64decode(md["prunelab"])))
+    expect_error(artifact, "unreadable prunelab header")
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-def test_random_header_damage_only_ever_raises_user_error(tmp_path: Path, encoding: str) -> None:
-    """Crafted files (valid checksum, nonsense in one header field) never crash the reader."""
+def test_random_header_damage_is_refused_or_decodes_consistently(tmp_path: Path, encoding: str) -> None:
+    """Crafted files (valid checksum, nonsense in one header field): each is either
+    refused with one UserError naming the file and the fix, or read into tensors of
+    exactly the spec's shapes; most are refused, and every refusal is an error we wrote."""
     import copy
     import random
 
     spec = small_mlp()
     path = tmp_path / "f.plsa"
     write_artifact(path, spec, sparse_weights(spec, 0.2), "int8", {n: encoding for n, _ in fmt.param_names(spec)})
-    original = json.loads(zlib.decompress(path.read_bytes()[32:32 + struct.unpack_from("<I", path.read_bytes(),
-                                                                                       12)[0]]))
+    md, original, blobs = split_artifact(path.read_bytes())
+    shapes = dict(fmt.param_names(spec))
     junk = [None, -1, 0, 2**40, "x", [], [1, 2], {}, 3.5, True, "u4", "f4"]
     rnd = random.Random(encoding)
+    refused = accepted = 0
     for _ in range(150):
         damaged = copy.deepcopy(original)
         entry = rnd.choice(damaged["tensors"])
@@ -296,11 +401,19 @@ def test_random_header_damage_only_ever_raises_user_error(tmp_path: Path, encodi
             entry["parts"][part][rnd.randrange(3)] = rnd.choice(junk)
         else:
             entry[key] = rnd.choice(junk)
-        rewrite(path, lambda h, d=damaged: (h.clear(), h.update(d)))
+        path.write_bytes(join_artifact(damaged, blobs, md))
         try:
-            read_artifact(path)
-        except UserError:
-            pass
+            art = read_artifact(path)
+        except UserError as exc:
+            msg = str(exc)
+            assert str(path) in msg and "\n" not in msg, msg
+            assert "export" in msg, msg  # says how to fix it
+            refused += 1
+            continue
+        accepted += 1
+        for name, t in art.tensors.items():
+            assert t.to_dense().shape == shapes[name] and t.to_dense().dtype == np.float32
+    assert refused > 100, (refused, accepted)
 
 
 def _decode_one(q: np.ndarray, encoding: str, precision: str = "fp32") -> np.ndarray:

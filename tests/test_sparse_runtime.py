@@ -1,5 +1,6 @@
-"""The numpy/scipy runtime against PyTorch: same logits for every layer kind,
-both kernels, chunked batches and threads; kernel choice; fidelity of a
+"""The runtime against PyTorch on both kernel back-ends (numba, numpy/scipy):
+same logits for every layer kind, both kernels, chunked batches and
+threads, every input layout; the measured kernel choice; fidelity of a
 trained, pruned LeNet-300-100 in fp32/fp16/int8. Speed is never asserted."""
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from prunelab.models.presets import cnn_spec, create_spec, mlp_spec
 from prunelab.models.spec import Layer, ModelSpec
 from prunelab.sparse import load, runtime
 from prunelab.sparse.export import export
-from prunelab.sparse.runtime import THRESHOLDS, choose_kernel, density_threshold
+from prunelab.sparse.kernels import numba_available
 from prunelab.train import to_input
+
+# every runtime test runs on both back-ends; `make test` installs numba (extra `fast`, pulled in by `dev`)
+BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not numba_available(),
+                                                                     reason="numba not installed"))]
 
 
 def random_model(spec: ModelSpec, density: float, seed: int = 0) -> Model:
@@ -61,16 +66,18 @@ SPECS = {
 }
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", list(SPECS))
 @pytest.mark.parametrize("kernel", ["dense", "csr", "auto"])
-def test_runtime_matches_torch(tmp_path: Path, name: str, kernel: str) -> None:
+def test_runtime_matches_torch(tmp_path: Path, name: str, kernel: str, backend: str) -> None:
     spec = SPECS[name]
     model = random_model(spec, density=0.3, seed=len(name))
     path = tmp_path / "m.plsa"
     export(model, path)
-    rt = load(path, kernel=kernel)
+    rt = load(path, kernel=kernel, backend=backend)
+    assert rt.backend == backend
     rng = np.random.default_rng(1)
-    for n in (1, 3, 7):
+    for n in (1, 3, 7, 37):  # 37: more than the 8 weights per pass and an odd batch
         x = rng.random((n, *spec.input_shape), dtype=np.float32)
         x_before = x.copy()
         got = rt.logits(x)
@@ -83,66 +90,97 @@ def test_runtime_matches_torch(tmp_path: Path, name: str, kernel: str) -> None:
     np.testing.assert_allclose(rt.logits(x), whole, rtol=1e-6, atol=1e-6)
 
 
-def test_threads_split_rows_without_changing_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_split_rows_without_changing_results(tmp_path: Path, backend: str) -> None:
     model = random_model(create_spec("lenet-300-100"), density=0.5, seed=3)
     path = tmp_path / "m.plsa"
     export(model, path)
     x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
-    one = load(path, kernel="csr", threads=1).logits(x)
-    rt2 = load(path, kernel="csr", threads=2)
+    one = load(path, kernel="csr", threads=1, backend=backend).logits(x)
+    rt2 = load(path, kernel="csr", threads=2, backend=backend)
     np.testing.assert_allclose(rt2.logits(x), one, rtol=1e-5, atol=1e-6)
-    assert rt2.weighted()[0]._blocks is not None and len(rt2.weighted()[0]._blocks) == 2
+    assert rt2.weighted()[0]._bounds is not None and len(rt2.weighted()[0]._bounds) == 3
 
 
-def test_input_layouts_and_dtypes(tmp_path: Path) -> None:
-    model = random_model(create_spec("lenet-5"), density=0.2)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("arch", ["lenet-300-100", "lenet-5"])
+def test_input_layouts_and_dtypes(tmp_path: Path, backend: str, arch: str) -> None:
+    model = random_model(create_spec(arch), density=0.2)
     path = tmp_path / "m.plsa"
     export(model, path)
-    rt = load(path)
+    rt = load(path, backend=backend)
     imgs = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
     ref = rt.predict_proba(imgs.astype(np.float32)[:, None] / 255)
-    for x in (imgs, imgs.reshape(4, 784), imgs[:, None], imgs.astype(np.float64) / 255):
+    np.testing.assert_allclose(ref, torch.softmax(torch.from_numpy(torch_logits(
+        model, imgs.astype(np.float32)[:, None] / 255)), 1).numpy(), rtol=1e-4, atol=1e-6)
+    f32 = imgs.astype(np.float32) / 255
+    for x in (imgs, imgs.reshape(4, 784), imgs[:, None], f32, f32.reshape(4, 784), f32[:, None],
+              f32.astype(np.float64), f32[:, ::1, ::-1][:, :, ::-1], np.asfortranarray(f32.reshape(4, 784))):
         np.testing.assert_allclose(rt.predict_proba(x), ref, rtol=1e-5, atol=1e-6)
+        for i in (0, 3):  # batch 1 takes its own path, in every layout
+            np.testing.assert_allclose(rt.predict_proba(x[i:i + 1]), ref[i:i + 1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ref.sum(axis=1), 1.0, rtol=1e-5)
     assert rt.predict(imgs).dtype == np.int64 and rt.predict(imgs).shape == (4,)
-    assert rt.predict(imgs[0]).shape == (1,)  # one image without a batch axis
+    for one in (imgs[0], imgs[0].reshape(784), f32[0][None]):  # one image without a batch axis
+        np.testing.assert_allclose(rt.predict_proba(one), ref[:1], rtol=1e-5, atol=1e-6)
+    assert rt.logits(imgs[:0]).shape == (0, 10)
     with pytest.raises(UserError, match="takes"):
         rt.predict(np.zeros((2, 27, 28), np.uint8))
     with pytest.raises(UserError, match="uint8"):
         rt.predict(np.zeros((2, 28, 28), np.int32))
 
 
-def test_kernel_choice_logic(tmp_path: Path) -> None:
-    # thresholds are steps over the matmul width; below a threshold CSR, at or above dense
-    for max_m, threshold in THRESHOLDS:
-        m = 1 if max_m == 1 else int(min(max_m, 10**6))
-        assert density_threshold(m) == threshold
-        assert choose_kernel(threshold - 1e-3, m) == "csr"
-        assert choose_kernel(threshold, m) == "dense"
-    assert choose_kernel(0.0, 10**6) == "csr" and choose_kernel(1.0, 1) == "dense"
-
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kernel_choice_is_measured_and_cached(tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = mlp_spec((200,), input_shape=(1, 20, 20), classes=10)
     model = random_model(spec, density=1.0)
     model.weights["fc1.weight"][np.random.default_rng(0).random((200, 400)) > 0.02] = 0.0  # ~2% kept
     path = tmp_path / "m.plsa"
     export(model, path)
-    rt = load(path)
-    assert rt.kernels(1) == {"fc1": "csr", "fc2": "dense"}
-    assert rt.kernels(256) == {"fc1": "csr", "fc2": "dense"}
-    assert load(path, kernel="dense").kernels(256) == {"fc1": "dense", "fc2": "dense"}
-    assert load(path, kernel="csr").kernels(1) == {"fc1": "csr", "fc2": "csr"}
-    # calibration times both kernels per layer and keeps one for small and one for wide batches
-    cal = load(path, kernel="calibrate")
-    table = {op.layer.name: op.calibrated for op in cal.weighted()}
-    assert set(table) == {"fc1", "fc2"}
-    for choice in table.values():
-        assert set(choice) == {"small", "wide"} and set(choice.values()) <= {"dense", "csr"}
-    assert cal.kernels(1) == {k: v["small"] for k, v in table.items()}
-    assert cal.kernels(300) == {k: v["wide"] for k, v in table.items()}
+    calls: list[tuple[str, int]] = []
+    real = runtime.Runtime._time_kernels
+
+    def counting(self, op, m, rng, repeats):  # type: ignore[no-untyped-def]
+        calls.append((op.layer.name, m))
+        return real(self, op, m, rng, repeats)
+
+    monkeypatch.setattr(runtime.Runtime, "_time_kernels", counting)
+    runtime._CHOICE_CACHE.clear()
+    rt = load(path, backend=backend)
+    # both layers measured at the probe batches 1, 16 and 256 (one chunk here)
+    assert sorted(calls) == sorted((n, b) for n in ("fc1", "fc2") for b in runtime.PROBE_BATCHES)
+    for op in rt.weighted():
+        assert set(op.choices) == set(runtime.PROBE_BATCHES) and set(op.choices.values()) <= {"dense", "csr"}
+        # a batch uses the choice measured at the nearest probe (log scale)
+        assert op.kernel(1) == op.choices[1] and op.kernel(3) == op.choices[1]
+        assert op.kernel(12) == op.choices[16] and op.kernel(3000) == op.choices[256]
+    assert rt.kernels(1) == {op.layer.name: op.choices[1] for op in rt.weighted()}
+    assert rt.describe()[0]["measured"] == {str(k): v for k, v in rt.weighted()[0].choices.items()}
+    # loading again reuses the measurement; kernel="calibrate" measures again
+    calls.clear()
+    load(path, backend=backend)
+    assert calls == []
+    load(path, kernel="calibrate", backend=backend)
+    assert len(calls) == 6
+    assert load(path, kernel="dense", backend=backend).kernels(256) == {"fc1": "dense", "fc2": "dense"}
+    assert load(path, kernel="csr", backend=backend).kernels(1) == {"fc1": "csr", "fc2": "csr"}
     with pytest.raises(UserError, match="kernel"):
         load(path, kernel="gpu")
     with pytest.raises(UserError, match="threads"):
         load(path, threads=0)
+    with pytest.raises(UserError, match="back-end"):
+        load(path, backend="cuda")
+
+
+def test_a_2_percent_layer_runs_csr_at_wide_batches(tmp_path: Path) -> None:
+    """What the measurement must find on any machine: at 2% density and batch 256 the
+    CSR kernel does 1/50 of the multiply-adds; it wins on both back-ends."""
+    spec = mlp_spec((300,), input_shape=(1, 28, 28), classes=10)
+    model = random_model(spec, density=0.02)
+    path = tmp_path / "m.plsa"
+    export(model, path)
+    for backend in ("numpy", "numba") if numba_available() else ("numpy",):
+        assert load(path, kernel="calibrate", backend=backend).kernels(256)["fc1"] == "csr"
 
 
 def test_runtime_describes_itself(tmp_path: Path) -> None:
@@ -173,7 +211,9 @@ def pruned_mlp(mnist_small) -> Model:
     return Model(result.model.spec, weights)
 
 
-def test_fp32_artifact_agrees_with_torch_on_real_mnist(tmp_path: Path, pruned_mlp: Model, mnist_small) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fp32_artifact_agrees_with_torch_on_real_mnist(tmp_path: Path, pruned_mlp: Model, mnist_small,
+                                                       backend: str) -> None:
     x = mnist_small.x_test
     ref = torch_logits(pruned_mlp, to_input(x).numpy())
     accs = {}
@@ -181,7 +221,7 @@ def test_fp32_artifact_agrees_with_torch_on_real_mnist(tmp_path: Path, pruned_ml
         path = tmp_path / f"{precision}.plsa"
         res = export(pruned_mlp, path, precision=precision)
         assert res.bytes < res.dense_bytes / 8
-        pred = load(path).predict(x)  # uint8 input, as stored in MNIST
+        pred = load(path, backend=backend).predict(x)  # uint8 input, as stored in MNIST
         accs[precision] = float((pred == mnist_small.y_test).mean())
         if precision == "fp32":
             np.testing.assert_array_equal(pred, ref.argmax(axis=1))

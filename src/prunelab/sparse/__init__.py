@@ -1,4 +1,4 @@
-"""Compact artifacts and the torch-free CPU runtime (numpy + scipy only).
+"""Compact artifacts and the torch-free CPU runtime (numpy + scipy; numba when installed).
 
     import prunelab
     prunelab.export(model, "m.plsa", precision="int8")   # ExportResult
@@ -19,11 +19,12 @@ from prunelab.sparse.format import (
     read_artifact,
     write_artifact,
 )
+from prunelab.sparse.kernels import BACKENDS, list_backends
 from prunelab.sparse.quant import PRECISIONS, list_precisions
-from prunelab.sparse.runtime import KERNELS, Runtime, choose_kernel, list_kernels, load
+from prunelab.sparse.runtime import KERNELS, Runtime, list_kernels, load
 
 __all__ = [
-    "ENCODINGS", "KERNELS", "PRECISIONS", "Artifact", "ExportResult", "Runtime", "Tensor", "choose_encoding",
-    "choose_kernel", "encoded_sizes", "export", "list_encodings", "list_kernels", "list_precisions", "load",
-    "read_artifact", "write_artifact",
+    "BACKENDS", "ENCODINGS", "KERNELS", "PRECISIONS", "Artifact", "ExportResult", "Runtime", "Tensor",
+    "choose_encoding", "encoded_sizes", "export", "list_backends", "list_encodings", "list_kernels",
+    "list_precisions", "load", "read_artifact", "write_artifact",
 ]

@@ -1,26 +1,30 @@
-"""The torch-free CPU runtime: runs an artifact with numpy and scipy only.
+"""The torch-free CPU runtime: runs an artifact with numpy (+ numba when installed).
 
     rt = prunelab.sparse.load("lenet.plsa", threads=1)
     rt.predict(x)         # (n,) int64 class indices; x uint8 0-255 or float 0-1
     rt.predict_proba(x)   # (n, classes) float32 softmax
 
 Activations are kept feature-major with the batch innermost, (features, n)
-or (C, H, W, n), so a linear layer is Y = W @ X with X C-contiguous: scipy's
-CSR kernel then streams each stored weight against one contiguous row of X
-(an axpy over the batch), flatten is a reshape, and no layer needs a
-transpose. Conv2d is im2col (one gather) + the same matmul.
+or (C, H, W, n), so a linear layer is Y = W @ X with X C-contiguous: the CSR
+kernel streams each stored weight against one contiguous row of X (an axpy
+over the batch), flatten is a reshape, and no layer needs a transpose.
+Conv2d is im2col (one gather) + the same matmul. A ReLU after a weighted
+layer is fused into it.
 
-Per layer and call the runtime picks the dense (BLAS) or the CSR kernel from
-the layer's density and the matmul width (batch x output pixels):
-`choose_kernel` holds thresholds measured on this project's machine by
-`benchmarks/sparse_runtime.py`; `kernel="calibrate"` times both kernels per
-layer at load instead.
+Two kernel back-ends compute the same thing (`prunelab.sparse.kernels`):
+`numba` (compiled CSR kernels; the whole linear tail of the network runs as
+one call at batch 1) and `numpy` (scipy's C CSR kernel and BLAS).
+
+Per layer and matmul width (batch x output pixels) the runtime runs the
+dense (BLAS) or the CSR kernel, whichever it measured faster on this
+machine when the model was loaded (`Runtime.choices`; cached per process
+by layer size, so loading the same model again costs nothing).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -31,53 +35,37 @@ import numpy as np
 from prunelab.errors import UserError
 from prunelab.models.spec import Layer, ModelSpec
 from prunelab.sparse.format import Artifact, Tensor, read_artifact
-
-try:  # the C kernels behind scipy.sparse's matmul, without its per-call Python overhead
-    from scipy.sparse import _sparsetools as _st
-
-    _HAVE_ST = hasattr(_st, "csr_matvec") and hasattr(_st, "csr_matvecs")
-except ImportError:  # pragma: no cover - older/newer scipy layouts
-    _st = None
-    _HAVE_ST = False
+from prunelab.sparse.kernels import (
+    compiled_module,
+    numpy_feature_major,
+    resolve_backend,
+    scipy_matmat,
+    scipy_matvec,
+)
 
 KERNELS = ("auto", "calibrate", "dense", "csr")
-
-# Density at or above which the dense BLAS kernel beats CSR, by matmul width m
-# (batch x output pixels): (largest m, threshold) steps. Measured with one
-# thread on this project's 2-core machine by benchmarks/sparse_runtime.py
-# (section "kernel crossover"; rerun it on other hardware): at m=1 BLAS's
-# matrix-vector product wins above ~10% density; at m=2..15 scipy's CSR
-# kernel has a poor inner loop and wins only below ~5%; from m=16 on it wins
-# below ~12%.
-THRESHOLDS: tuple[tuple[float, float], ...] = ((1, 0.10), (15, 0.05), (float("inf"), 0.12))
+# Batches at which the kernel choice is measured at load; other batches use
+# the choice of the nearest one (log scale). Chunks cap the batch anyway.
+PROBE_BATCHES = (1, 16, 256)
 # Largest intermediate (im2col columns) per chunk of samples: small enough to
 # stay in cache, so the CSR kernel's row-by-row reads of X do not go to RAM.
 _CHUNK_BYTES = 2 << 20
+# Below this many multiply-adds a parallel split costs more than it saves.
+_PARALLEL_WORK = 1 << 18
+# (backend, threads, rows, cols, nnz, width) -> 'dense' | 'csr', measured once per process
+_CHOICE_CACHE: dict[tuple[str, int, int, int, int, int], str] = {}
 
 
 def list_kernels() -> list[str]:
     return list(KERNELS)
 
 
-def density_threshold(m: int) -> float:
-    """Density from which the dense kernel is used at matmul width `m`."""
-    for max_m, threshold in THRESHOLDS:
-        if m <= max_m:
-            return threshold
-    return THRESHOLDS[-1][1]  # pragma: no cover
-
-
-def choose_kernel(density: float, m: int) -> str:
-    """'dense' or 'csr' for a layer of `density` (stored / total weights) at width `m`."""
-    return "dense" if density >= density_threshold(m) else "csr"
-
-
 _BLAS_THREADS: int | None = None
 
 
 def set_blas_threads(threads: int) -> None:
-    """Limit numpy's BLAS pool to `threads` (process-wide; cached so it costs
-    nothing per call once set)."""
+    """Limit numpy's BLAS pool (and numba's) to `threads` (process-wide;
+    cached so it costs nothing per call once set)."""
     global _BLAS_THREADS
     if threads == _BLAS_THREADS:
         return
@@ -88,6 +76,14 @@ def set_blas_threads(threads: int) -> None:
     except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
         pass
     _BLAS_THREADS = threads
+
+
+def _set_numba_threads(threads: int) -> None:
+    import numba
+
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    if numba.get_num_threads() != threads:
+        numba.set_num_threads(threads)
 
 
 # --- one weighted layer: both kernels -----------------------------------------
@@ -103,13 +99,15 @@ class WeightedOp:
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
-    bias: np.ndarray | None
+    bias: np.ndarray
     encoding: str
     nbytes: int
+    backend: str = "numpy"
+    threads: int = 1
     policy: str = "auto"
-    calibrated: dict[str, str] = field(default_factory=dict)  # 'small'/'wide' -> kernel
+    choices: dict[int, str] = field(default_factory=dict)  # matmul width -> measured kernel
     _dense: np.ndarray | None = None
-    _blocks: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] | None = None
+    _bounds: np.ndarray | None = None
 
     @property
     def nnz(self) -> int:
@@ -129,73 +127,75 @@ class WeightedOp:
         return self._dense
 
     def kernel(self, m: int) -> str:
+        """Kernel at matmul width `m`: forced, or the measured choice at the nearest probed width."""
         if self.policy in ("dense", "csr"):
             return self.policy
-        if self.policy == "calibrate" and self.calibrated:
-            return self.calibrated["small" if m <= 4 else "wide"]
-        return choose_kernel(self.density, m)
+        if not self.choices:
+            return "csr" if self.density < 0.1 else "dense"  # before measuring (never at run time)
+        lm = math.log(max(m, 1))
+        return self.choices[min(self.choices, key=lambda w: abs(math.log(w) - lm))]
 
-    def matmul(self, x: np.ndarray, kernel: str, threads: int = 1,
-               pool: ThreadPoolExecutor | None = None) -> np.ndarray:
-        """W @ x + bias for x (cols, m) float32 C-contiguous -> (rows, m)."""
+    def matmul(self, x: np.ndarray, kernel: str, relu: bool = False) -> np.ndarray:
+        """W @ x + bias (ReLU'd when `relu`) for x (cols, m) float32 C-contiguous -> (rows, m)."""
         m = x.shape[1]
         if kernel == "dense":
             y = self.dense() @ x
-            if self.bias is not None:
-                y += self.bias[:, None]
+            y += self.bias[:, None]
+            if relu:
+                np.maximum(y, 0, out=y)
             return y
-        if m == 1:  # matrix-vector: the latency path, kept lean
-            y = self.bias.copy() if self.bias is not None else np.zeros(self.rows, np.float32)
-            if _HAVE_ST:
-                _st.csr_matvec(self.rows, self.cols, self.indptr, self.indices, self.data, x.reshape(-1), y)
-            else:  # pragma: no cover
-                y += self._scipy() @ x.reshape(-1)
-            return y.reshape(self.rows, 1)
         y = np.empty((self.rows, m), np.float32)
-        y[:] = self.bias[:, None] if self.bias is not None else 0.0
-        if not _HAVE_ST:  # pragma: no cover
-            y += self._scipy() @ x
+        if self.backend == "numba":
+            cm = compiled_module()
+            if self.threads > 1 and self.nnz * m >= _PARALLEL_WORK:
+                _set_numba_threads(self.threads)
+                cm.csr_matmat_blocks(self.indptr, self.indices, self.data, self.bias, x, y, relu,
+                                     self._row_bounds())
+            else:
+                cm.csr_matmat(self.indptr, self.indices, self.data, self.bias, x, y, relu)
             return y
-        if pool is not None and threads > 1 and self.nnz * m >= 1 << 18:
-            # scipy's kernel releases the GIL: split W into row blocks of equal work
-            list(pool.map(lambda b: _st.csr_matvecs(b[1] - b[0], self.cols, m, b[2], b[3], b[4],
-                                                    x.reshape(-1), y[b[0]:b[1]].reshape(-1)),
-                          self._row_blocks(threads)))
+        if self.threads > 1 and self.nnz * m >= _PARALLEL_WORK:
+            _scipy_parallel(self, x, y, relu)
             return y
-        _st.csr_matvecs(self.rows, self.cols, m, self.indptr, self.indices, self.data, x.reshape(-1),
-                        y.reshape(-1))
+        scipy_matmat(self.indptr, self.indices, self.data, self.bias, x, y, relu)
         return y
 
-    def _scipy(self) -> Any:  # pragma: no cover - only without scipy's _sparsetools
-        import scipy.sparse as sp
-
-        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.rows, self.cols))
-
-    def _row_blocks(self, n: int) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
-        if self._blocks is None or len(self._blocks) != n:
-            cuts = np.searchsorted(self.indptr, np.linspace(0, self.nnz, n + 1)[1:-1])
-            bounds = [0, *sorted({int(c) for c in cuts if 0 < c < self.rows}), self.rows]
-            self._blocks = []
-            for r0, r1 in zip(bounds, bounds[1:], strict=False):
-                lo, hi = self.indptr[r0], self.indptr[r1]
-                self._blocks.append((r0, r1, (self.indptr[r0:r1 + 1] - lo).astype(np.int32),
-                                     self.indices[lo:hi], self.data[lo:hi]))
-        return self._blocks
+    def _row_bounds(self) -> np.ndarray:
+        """Row cuts into `threads` blocks of about equal stored weights."""
+        if self._bounds is None:
+            cuts = np.searchsorted(self.indptr, np.linspace(0, self.nnz, self.threads + 1)[1:-1])
+            self._bounds = np.array([0, *sorted({int(c) for c in cuts if 0 < c < self.rows}), self.rows],
+                                    np.int64)
+        return self._bounds
 
     def describe(self) -> dict[str, Any]:
         return {"layer": self.layer.name, "kind": self.layer.kind, "shape": [self.rows, self.cols],
                 "nnz": self.nnz, "density": self.density, "encoding": self.encoding, "bytes": self.nbytes,
                 "kernel_b1": self.kernel(1), "kernel_wide": self.kernel(1 << 12),
-                **({"calibrated": dict(self.calibrated)} if self.calibrated else {})}
+                "measured": {str(w): k for w, k in sorted(self.choices.items())}}
 
 
-def _weighted(layer: Layer, w: Tensor, b: Tensor | None, policy: str) -> WeightedOp:
+def _scipy_parallel(op: WeightedOp, x: np.ndarray, y: np.ndarray, relu: bool) -> None:
+    """scipy's kernel releases the GIL: row blocks on a thread pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    b = op._row_bounds()
+    with ThreadPoolExecutor(op.threads) as pool:
+        list(pool.map(lambda i: scipy_matmat(
+            (op.indptr[b[i]:b[i + 1] + 1] - op.indptr[b[i]]).astype(np.int32),
+            op.indices[op.indptr[b[i]]:op.indptr[b[i + 1]]], op.data[op.indptr[b[i]]:op.indptr[b[i + 1]]],
+            op.bias[b[i]:b[i + 1]], x, y[b[i]:b[i + 1]], relu), range(b.size - 1)))
+
+
+def _weighted(layer: Layer, w: Tensor, b: Tensor | None, policy: str, backend: str, threads: int) -> WeightedOp:
     indptr, indices, data = w.to_csr()
+    if backend == "numba":  # the compiled kernels index with unsigned ints (see compiled.py)
+        indptr, indices = indptr.astype(np.uint32), indices.astype(np.uint32)
     rows = w.shape[0]
     cols = w.size // max(rows, 1)
-    bias = b.to_dense().astype(np.float32) if b is not None else None
+    bias = b.to_dense().astype(np.float32) if b is not None else np.zeros(rows, np.float32)
     nbytes = w.nbytes + (b.nbytes if b is not None else 0)
-    return WeightedOp(layer, rows, cols, indptr, indices, data, bias, w.encoding, nbytes, policy)
+    return WeightedOp(layer, rows, cols, indptr, indices, data, bias, w.encoding, nbytes, backend, threads, policy)
 
 
 # --- layer functions on feature-major activations ------------------------------
@@ -251,20 +251,27 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 # --- the runtime ------------------------------------------------------------------
 
+_U8 = np.dtype(np.uint8)
+_F32 = np.dtype(np.float32)
+_INV255 = np.float32(1.0 / 255.0)
+
 
 class Runtime:
     """Runs an artifact: `predict(x)`, `predict_proba(x)`, `logits(x)`.
 
-    kernel: 'auto' (density thresholds), 'calibrate' (time both kernels per
-    layer now), or force 'dense' / 'csr' everywhere. threads: BLAS threads
-    and row blocks of the CSR kernel.
+    kernel: 'auto' (per layer and batch, the kernel measured faster at load,
+    cached per process), 'calibrate' (measure again now, ignoring the cache),
+    or force 'dense' / 'csr' everywhere. backend: 'auto' (numba when
+    installed), 'numba' or 'numpy'. threads: BLAS threads and row blocks of
+    the CSR kernel.
     """
 
-    def __init__(self, artifact: Artifact, kernel: str = "auto", threads: int = 1) -> None:
+    def __init__(self, artifact: Artifact, kernel: str = "auto", threads: int = 1, backend: str = "auto") -> None:
         if kernel not in KERNELS:
             raise UserError(f"unknown kernel {kernel!r}; choose from {', '.join(KERNELS)}")
-        if not isinstance(threads, int) or threads < 1:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise UserError(f"threads must be a positive integer, got {threads!r}")
+        self.backend = resolve_backend(backend)
         self.spec: ModelSpec = artifact.spec
         self.precision = artifact.precision
         self.path = artifact.path
@@ -272,44 +279,87 @@ class Runtime:
         self.meta = artifact.meta
         self.kernel_policy = kernel
         self.threads = threads
-        # scipy's CSR kernel releases the GIL, so row blocks run in parallel threads
-        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
         self.ops: list[Layer | WeightedOp] = []
         t = artifact.tensors
         for layer in self.spec.layers:
             if layer.has_weights:
                 self.ops.append(_weighted(layer, t[f"{layer.name}.weight"], t.get(f"{layer.name}.bias"),
-                                          kernel))
+                                          kernel, self.backend, threads))
             else:
                 self.ops.append(layer)
-        self._shape = tuple(self.spec.input_shape)
+        shape = tuple(self.spec.input_shape)
+        self._shape = shape
+        self._features = int(np.prod(shape))
+        # input layouts that take the fast path: the model's, flat, and (H, W) for one channel
+        tails = {shape, (self._features,)}
+        if len(shape) == 3 and shape[0] == 1:
+            tails.add(shape[1:])
+        self._tails = tails
         self.chunk = self._chunk_size()
         # ops from here on see a flat feature vector (flatten/linear/relu only)
-        self._tail = next(i for i in range(len(self.ops), -1, -1)
-                          if i == 0 or not _vector_op(self.ops[i - 1]))
-        self._plan1: list[tuple[int, Any]] = []
-        if kernel == "calibrate":
-            self.calibrate()
+        tail = next(i for i in range(len(self.ops), -1, -1) if i == 0 or not _vector_op(self.ops[i - 1]))
+        while tail < len(self.ops) and _is_relu(self.ops[tail]):
+            tail += 1  # a ReLU with no linear layer before it in the tail runs in the head
+        self._tail = tail
+        # weighted ops followed directly by a ReLU: the ReLU is fused into the layer
+        self._relu_after = {i for i, op in enumerate(self.ops[:-1])
+                            if isinstance(op, WeightedOp) and _is_relu(self.ops[i + 1])}
+        # in the vector tail, a ReLU after a flatten or another ReLU still belongs to the
+        # linear layer before it (flatten is the identity on vectors, ReLU is idempotent)
+        self._tail_relu: set[int] = set()
+        last = None
+        for i in range(tail, len(self.ops)):
+            op = self.ops[i]
+            if isinstance(op, WeightedOp):
+                last = i
+            elif _is_relu(op) and last is not None:
+                self._tail_relu.add(last)
+        if kernel in ("auto", "calibrate"):
+            self.measure(fresh=kernel == "calibrate")
         self._build_plan1()
 
+    # --- batch-1 plan ----------------------------------------------------------
     def _build_plan1(self) -> None:
-        """Precompute the batch-1 path of the vector tail: (step, args) with the
-        kernel already chosen, so a single prediction runs almost no Python."""
-        plan: list[tuple[int, Any]] = []
-        for op in self.ops[self._tail:]:
-            if isinstance(op, WeightedOp):
-                bias = op.bias if op.bias is not None else np.zeros(op.rows, np.float32)
-                if op.kernel(1) == "csr" and _HAVE_ST:
-                    plan.append((_CSR, (op.rows, op.cols, op.indptr, op.indices, op.data, bias)))
-                else:
-                    plan.append((_DENSE, (op.dense(), bias)))
-            elif op.kind == "relu":
-                plan.append((_RELU, None))
-        self._plan1 = plan
+        """Precompute the batch-1 path of the vector tail with the kernel per
+        layer already chosen, so a single prediction runs almost no Python:
+        for numba one fused call over all layers; for numpy a list of steps."""
+        tail = [(i, op) for i, op in enumerate(self.ops) if i >= self._tail and isinstance(op, WeightedOp)]
+        self._plan1: list[tuple[str, Any]] = []
+        self._chain: tuple[Any, ...] | None = None
+        if self.backend == "numba" and tail:
+            plan = np.zeros((len(tail), 8), np.int64)
+            indptr, indices, data, dense, bias = [], [], [], [], []
+            po = zo = do = bo = 0
+            for li, (i, op) in enumerate(tail):
+                kind = 1 if op.kernel(1) == "dense" else 0
+                plan[li] = (kind, op.rows, op.cols, po, zo, do, bo, int(i in self._tail_relu))
+                indptr.append(op.indptr)
+                indices.append(op.indices)
+                data.append(op.data)
+                bias.append(op.bias)
+                po += op.rows + 1
+                zo += op.nnz
+                bo += op.rows
+                if kind:
+                    dense.append(op.dense().reshape(-1))
+                    do += op.rows * op.cols
+            cat = np.concatenate
+            self._chain = (compiled_module().chain_vec, plan, cat(indptr).astype(np.uint32),
+                           cat(indices).astype(np.uint32), cat(data).astype(np.float32),
+                           cat(dense) if dense else np.zeros(1, np.float32), cat(bias).astype(np.float32),
+                           tail[-1][1].rows)
+            return
+        for i, op in tail:
+            relu = i in self._tail_relu
+            if op.kernel(1) == "csr":
+                self._plan1.append(("csr", (op.indptr, op.indices, op.data, op.bias, relu)))
+            else:
+                self._plan1.append(("dense", (op.dense(), op.bias, relu)))
 
     def __repr__(self) -> str:
         return (f"Runtime({self.path!r}, arch={self.spec.arch!r}, precision={self.precision!r}, "
-                f"kernel={self.kernel_policy!r}, threads={self.threads}, nnz={self.nnz()})")
+                f"kernel={self.kernel_policy!r}, backend={self.backend!r}, threads={self.threads}, "
+                f"nnz={self.nnz()})")
 
     # --- questions -----------------------------------------------------------
     def weighted(self) -> list[WeightedOp]:
@@ -348,67 +398,92 @@ class Runtime:
             shape = nxt
         return int(max(1, min(4096, _CHUNK_BYTES // (4 * per_sample))))
 
-    # --- calibration ---------------------------------------------------------
-    def calibrate(self, repeats: int = 5, wide_batch: int = 64) -> dict[str, dict[str, str]]:
-        """Time dense vs CSR per layer at batch 1 and `wide_batch` on random inputs;
-        keep the faster (best of `repeats`). Returns {layer: {'small': k, 'wide': k}}."""
+    # --- measured kernel choice --------------------------------------------------
+    def measure(self, fresh: bool = False, repeats: int = 3) -> dict[str, dict[int, str]]:
+        """Time dense vs CSR for every weighted layer at the matmul widths of
+        PROBE_BATCHES (capped at the chunk) on random inputs and keep the
+        faster (best of `repeats`) per layer and width. Results are cached per
+        process by (back-end, threads, layer size, nnz, width); `fresh`
+        measures again. Returns {layer: {width: kernel}}."""
         rng = np.random.default_rng(0)
         set_blas_threads(self.threads)
-        for batch, key in ((1, "small"), (wide_batch, "wide")):
-            widths = self._widths(min(batch, self.chunk))
+        for op in self.weighted():
+            op.choices = {}
+        for batch in sorted({min(b, self.chunk) for b in PROBE_BATCHES}):
+            widths = self._widths(batch)
             for op in self.weighted():
-                x = rng.random((op.cols, widths[op.layer.name]), dtype=np.float32)
-                best = {}
-                for kern in ("dense", "csr"):
-                    op.matmul(x, kern, self.threads, self._pool)  # warm-up (builds dense W)
-                    times = []
-                    for _ in range(repeats):
-                        t0 = time.perf_counter()
-                        op.matmul(x, kern, self.threads, self._pool)
-                        times.append(time.perf_counter() - t0)
-                    best[kern] = min(times)
-                op.calibrated[key] = min(best, key=lambda k: best[k])
-        self._build_plan1()
-        return {op.layer.name: dict(op.calibrated) for op in self.weighted()}
+                m = widths[op.layer.name]
+                key = (self.backend, self.threads, op.rows, op.cols, op.nnz, m)
+                if fresh or key not in _CHOICE_CACHE:
+                    _CHOICE_CACHE[key] = self._time_kernels(op, m, rng, repeats)
+                op.choices[m] = _CHOICE_CACHE[key]
+        return {op.layer.name: dict(op.choices) for op in self.weighted()}
+
+    def _time_kernels(self, op: WeightedOp, m: int, rng: np.random.Generator, repeats: int) -> str:
+        """'dense' or 'csr', whichever ran `op` at width m faster here (best of `repeats`)."""
+        x = rng.random((op.cols, m), dtype=np.float32)
+        fns: dict[str, Any] = {"dense": lambda: op.matmul(x, "dense"), "csr": lambda: op.matmul(x, "csr")}
+        if m == 1 and self.backend == "numba":  # batch 1 runs in the fused chain: time that kernel
+            fns = {k: _chain_probe(op, k, x.reshape(-1)) for k in ("dense", "csr")}
+        best = {k: math.inf for k in fns}
+        for fn in fns.values():
+            fn()  # warm-up: builds the dense copy, touches caches
+        for _ in range(repeats):  # interleaved, so a busy neighbour slows both alike
+            for k, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - t0)
+        return min(best, key=lambda k: (best[k], k != "csr"))
 
     # --- inference -----------------------------------------------------------
-    def prepare(self, x: Any) -> np.ndarray:
-        """Input -> float32 (n, *input_shape). uint8 is scaled by 1/255; floats
-        are used as given (0-1 for MNIST-like data). May return `x` itself."""
-        shape = self._shape
-        if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape[1:] == shape:
-            return x  # the fast path: already the model's layout
+    def prepare(self, x: Any) -> tuple[np.ndarray, np.float32]:
+        """Input -> ((n, features) view, scale): uint8 is read as x / 255
+        (scale 1/255, applied inside the kernels), float32 as is. The
+        accepted layouts (n, *input_shape), (n, features), (n, H, W) for one
+        channel, and one sample without the batch axis cost a reshape;
+        other float dtypes are converted to float32."""
+        if type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _U8 or x.dtype == _F32 or x.dtype == _U8):
+            shape = x.shape
+            scale = _INV255 if x.dtype == _U8 else np.float32(1.0)
+            if shape[1:] in self._tails:
+                return x.reshape(shape[0], self._features), scale
+            if shape in self._tails:
+                return x.reshape(1, self._features), scale
+        return self._prepare_slow(x)
+
+    def _prepare_slow(self, x: Any) -> tuple[np.ndarray, np.float32]:
         x = np.asarray(x)
-        size = int(np.prod(shape))
-        if x.dtype == np.uint8:
-            x = x.astype(np.float32) * np.float32(1.0 / 255.0)
+        shape, size = self._shape, self._features
+        scale = np.float32(1.0)
+        if x.dtype == _U8:
+            scale = _INV255
         elif np.issubdtype(x.dtype, np.floating):
             x = x.astype(np.float32, copy=False)
         else:
             raise UserError(f"input must be uint8 (0-255) or float (0-1), got {x.dtype}")
         if x.size == size and (x.ndim == 1 or int(np.prod(x.shape[1:])) != size):
-            x = x.reshape(1, *shape)  # one sample without a batch axis, e.g. (28, 28)
+            return x.reshape(1, size), scale  # one sample without a batch axis, e.g. (28, 28)
         if x.ndim < 2 or int(np.prod(x.shape[1:])) != size:
             alt = f", (n, {shape[1]}, {shape[2]})" if len(shape) == 3 and shape[0] == 1 else ""
             raise UserError(f"input has shape {tuple(x.shape)}; this model takes (n, "
                             f"{', '.join(map(str, shape))}){alt} or (n, {size})")
-        return x.reshape(x.shape[0], *shape)
+        return x.reshape(x.shape[0], size), scale
 
     def logits(self, x: Any) -> np.ndarray:
         """(n, classes) float32 scores before softmax."""
-        xs = self.prepare(x)
+        x2, scale = self.prepare(x)
+        n = x2.shape[0]
+        if n == 1:
+            return self._forward1(x2, scale)
         if self.threads != _BLAS_THREADS:
             set_blas_threads(self.threads)
-        n = xs.shape[0]
-        if n == 0:  # an empty batch has empty scores (reshape(-1, 0) would fail deep in _forward)
+        if n == 0:  # an empty batch has empty scores
             return np.zeros((0, self.spec.classes), np.float32)
-        if n == 1:
-            return self._forward1(xs)
         if n <= self.chunk:
-            return self._forward(xs)
+            return self._forward(x2, scale)
         out = np.empty((n, self.spec.classes), np.float32)
         for i in range(0, n, self.chunk):
-            out[i:i + self.chunk] = self._forward(xs[i:i + self.chunk])
+            out[i:i + self.chunk] = self._forward(x2[i:i + self.chunk], scale)
         return out
 
     def predict_proba(self, x: Any) -> np.ndarray:
@@ -419,64 +494,88 @@ class Runtime:
         """(n,) int64 predicted classes."""
         return self.logits(x).argmax(axis=1)
 
-    def _forward1(self, x: np.ndarray) -> np.ndarray:
+    def _forward1(self, x2: np.ndarray, scale: np.float32) -> np.ndarray:
         """Logits (1, classes) of one sample: the general path up to the vector
         tail, then the precomputed plan on a 1-D vector."""
-        h = self._forward(x, stop=self._tail).reshape(-1) if self._tail else x.reshape(-1)
-        owned = self._tail > 0  # the head ends in a conv or pool, which made a new array
-        for step, args in self._plan1:
-            if step == _CSR:
-                rows, cols, indptr, indices, data, bias = args
-                y = bias.copy()
-                _st.csr_matvec(rows, cols, indptr, indices, data, h, y)
-                h = y
-            elif step == _DENSE:
-                h = args[0] @ h
-                h += args[1]
-            elif owned:
-                np.maximum(h, 0, out=h)
+        if self._tail:
+            h = self._forward(x2, scale, stop=self._tail).reshape(-1)
+            scale = np.float32(1.0)
+        else:
+            h = x2.reshape(-1)
+        if self._chain is not None:
+            fn, plan, indptr, indices, data, dense, bias, classes = self._chain
+            out = np.empty(classes, np.float32)
+            fn(plan, indptr, indices, data, dense, bias, h, scale, out)
+            return out.reshape(1, -1)
+        if h.dtype != _F32 or scale != 1:
+            h = h * scale  # a new float32 array
+        for kind, args in self._plan1:
+            if kind == "csr":
+                indptr, indices, data, bias, relu = args
+                h = scipy_matvec(indptr, indices, data, bias, h)
             else:
-                h = np.maximum(h, 0)
-            owned = True
+                w, bias, relu = args
+                h = w @ h
+                h += bias
+            if relu:
+                np.maximum(h, 0, out=h)
         return h.reshape(1, -1)
 
-    def _forward(self, x: np.ndarray, stop: int | None = None) -> np.ndarray:
-        """Logits (n, classes) of one chunk; never writes into `x`. With `stop`,
+    def _feature_major(self, x2: np.ndarray, scale: np.float32) -> np.ndarray:
+        """(n, F) sample-major input -> (F, n) float32 feature-major (a new array)."""
+        if self.backend == "numba":
+            out = np.empty((x2.shape[1], x2.shape[0]), np.float32)
+            compiled_module().to_feature_major(x2, scale, out)
+            return out
+        return numpy_feature_major(x2, float(scale))
+
+    def _forward(self, x2: np.ndarray, scale: np.float32, stop: int | None = None) -> np.ndarray:
+        """Logits (n, classes) of one chunk; never writes into `x2`. With `stop`,
         the activations (feature-major) after the first `stop` ops instead."""
-        n = x.shape[0]
+        n = x2.shape[0]
         # feature-major, batch innermost: (C, H, W, n) for images, (F, n) for vectors
-        h = x.transpose(*range(1, x.ndim), 0)
-        owned = False  # h may still be the caller's memory: no in-place ops until a layer copies
-        pool = self._pool
-        for op in self.ops[:stop]:
+        h = self._feature_major(x2, scale)
+        if len(self._shape) > 1:
+            h = h.reshape(*self._shape, n)
+        skip = False
+        for i, op in enumerate(self.ops[:stop]):
+            if skip:  # a ReLU already fused into the layer before it
+                skip = False
+                continue
             if isinstance(op, WeightedOp):
+                relu = i in self._relu_after and (stop is None or i + 1 < stop)
+                skip = relu
                 if op.layer.kind == "linear":
-                    h = op.matmul(h if h.flags.c_contiguous else np.ascontiguousarray(h), op.kernel(n),
-                                  self.threads, pool)
+                    h = op.matmul(h if h.flags.c_contiguous else np.ascontiguousarray(h), op.kernel(n), relu)
                 else:
                     a = op.layer.args
                     cols, oh, ow = im2col(h, a["kernel_size"], a["stride"], a["padding"])
-                    h = op.matmul(cols, op.kernel(cols.shape[1]), self.threads, pool).reshape(op.rows, oh, ow, n)
-                owned = True
+                    h = op.matmul(cols, op.kernel(cols.shape[1]), relu).reshape(op.rows, oh, ow, n)
             elif op.kind == "relu":
-                h = np.maximum(h, 0, out=h) if owned else np.maximum(h, 0)
-                owned = True
+                np.maximum(h, 0, out=h)  # h is always this runtime's own array
             elif op.kind == "flatten":
                 if h.ndim > 2:  # (C, H, W, n) -> (C*H*W, n): PyTorch's per-sample (c, h, w) order
-                    h = h.reshape(-1, n)  # a view unless h is the caller's transposed input
-                    if not h.flags.c_contiguous:
-                        h = np.ascontiguousarray(h)
-                        owned = True
+                    h = h.reshape(-1, n)
             elif op.kind == "maxpool2d":
                 k = op.args["kernel_size"]
                 h = maxpool(h, k, op.args["stride"] or k)
-                owned = True
             else:  # pragma: no cover - spec validation rejects unknown kinds
                 raise AssertionError(op.kind)
         return h if stop is not None else h.T
 
 
-_CSR, _DENSE, _RELU = 0, 1, 2
+def _chain_probe(op: WeightedOp, kind: str, x: np.ndarray) -> Any:
+    """A one-layer fused batch-1 call of `op` with kernel `kind` (for timing)."""
+    cm = compiled_module()
+    dense = op.dense().reshape(-1) if kind == "dense" else np.zeros(1, np.float32)
+    plan = np.array([[int(kind == "dense"), op.rows, op.cols, 0, 0, 0, 0, 0]], np.int64)
+    out = np.empty(op.rows, np.float32)
+    one = np.float32(1.0)
+    return lambda: cm.chain_vec(plan, op.indptr, op.indices, op.data, dense, op.bias, x, one, out)
+
+
+def _is_relu(op: Layer | WeightedOp) -> bool:
+    return isinstance(op, Layer) and op.kind == "relu"
 
 
 def _vector_op(op: Layer | WeightedOp) -> bool:
@@ -486,6 +585,6 @@ def _vector_op(op: Layer | WeightedOp) -> bool:
     return op.kind in ("relu", "flatten")
 
 
-def load(path: str | Path, kernel: str = "auto", threads: int = 1) -> Runtime:
+def load(path: str | Path, kernel: str = "auto", threads: int = 1, backend: str = "auto") -> Runtime:
     """Read an artifact and prepare it to run (see `Runtime`)."""
-    return Runtime(read_artifact(path), kernel=kernel, threads=threads)
+    return Runtime(read_artifact(path), kernel=kernel, threads=threads, backend=backend)
