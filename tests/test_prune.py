@@ -237,6 +237,23 @@ def test_sensitivity_cli_table_plot_budget(tmp_path: Path, prunelab_home: Path) 
                               "--sparsities", "0.5", "--limit", "100"), "does not exist")
 
 
+def test_sensitivity_says_which_split_it_read(prunelab_home: Path) -> None:
+    """The human output names the split and its size; a parent trained without a validation
+    split (it saw every image) gets a warning, in the text and as seen_in_training."""
+    held_out = _bad_input_parent(prunelab_home)
+    out = run_cli("sensitivity", held_out, "--sparsities", "0.5", check=True).stdout  # 300 images, 1/12 held out
+    assert "measured on the validation split, 25 images (held out of the parent's training)" in out, out
+    assert "warning" not in out and "test accuracy" not in out
+    prunelab.train(arch="lenet-300-100", epochs=1, train_limit=300, val_fraction=0.0, threads=1, store=Store(),
+                   name="saw-all")
+    out = run_cli("sensitivity", "saw-all", "--sparsities", "0.5", check=True).stdout
+    assert "measured on the validation split, 25 images (warning: the parent was trained without" in out, out
+    from prunelab.prune.sensitivity import sensitivity
+
+    seen = sensitivity("saw-all", (0.5,), threads=1).evaluated_on  # the --json object carries the same dict
+    assert seen == {"dataset": "mnist", "split": "validation", "count": 25, "seen_in_training": True}
+
+
 def test_budget_sensitivity_prunes_to_the_target(trained: Model) -> None:
     r = prunelab.prune(trained, sparsity=0.9, budget="sensitivity", finetune_epochs=0, threads=1)
     assert r.sparsity == pytest.approx(0.9, abs=1e-4)
@@ -261,7 +278,33 @@ def test_cancel_from_callback_stores_nothing(trained: Model) -> None:
     with pytest.raises(Cancelled):
         prunelab.prune(parent.id, sparsity=0.9, store=store, callback=cancel, finetune_epochs=1)
     assert [m["id"] for m in store.list()] == [parent.id]
-    assert torch.get_num_threads() >= 1
+    assert sorted(p.stem for p in (Path(store.root) / "models").glob("*")) == [parent.id]
+
+
+def test_threads_option_sets_the_torch_threads_the_run_uses(trained: Model) -> None:
+    """threads=N: every fine-tune step runs with N torch threads and the child records N;
+    threads=None ("default: torch's"): the caller's count is used, recorded and left alone."""
+    from prunelab.progress import Event
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    def watch(e: Event) -> None:
+        if e.kind in ("batch", "epoch"):
+            seen.append(torch.get_num_threads())
+
+    try:
+        torch.set_num_threads(2)
+        r = prunelab.prune(trained, sparsity=0.5, schedule="oneshot", finetune_epochs=1, threads=1, callback=watch)
+        assert seen and set(seen) == {1}, seen
+        assert r.model.meta["config"]["threads"] == 1
+        torch.set_num_threads(2)
+        seen.clear()
+        r = prunelab.prune(trained, sparsity=0.5, schedule="oneshot", finetune_epochs=1, callback=watch)
+        assert seen and set(seen) == {2}, seen
+        assert r.model.meta["config"]["threads"] == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_sensitivity_library_table_and_budget(trained: Model) -> None:

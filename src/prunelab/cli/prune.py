@@ -90,7 +90,7 @@ def register(sub: Any) -> None:
     p.add_argument("--target", type=_float, default=None,
                    help="overall sparsity to suggest a per-layer budget for")
     p.add_argument("--plot", default=None, help="write a PNG plot to this file")
-    p.add_argument("--limit", type=int, default=None, help="evaluate on the first N test images only")
+    p.add_argument("--limit", type=int, default=None, help="evaluate on the first N validation images only")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_sensitivity)
@@ -119,13 +119,26 @@ def cmd_prune(args: argparse.Namespace) -> None:
     emit(args, out, human)
 
 
+def split_phrase(evaluated_on: dict[str, Any]) -> str:
+    """'the validation split, 2,000 images (held out of the parent's training)', or a warning
+    when the parent trained on those images."""
+    split, count = evaluated_on.get("split", "test"), evaluated_on.get("count")
+    text = f"the {split} split" + (f", {count:,} images" if count is not None else "")
+    if split != "validation":
+        return text
+    if evaluated_on.get("seen_in_training"):
+        return (text + " (warning: the parent was trained without a validation split and saw these images, "
+                "so the curves are optimistic)")
+    return text + " (held out of the parent's training)"
+
+
 def cmd_sensitivity(args: argparse.Namespace) -> None:
     from prunelab.prune.sensitivity import DEFAULT_SPARSITIES, sensitivity
 
     res = sensitivity(args.model, args.sparsities or DEFAULT_SPARSITIES, limit=args.limit, threads=args.threads)
     out = res.to_dict()
-    lines = [f"model {res.model}: dense test accuracy {res.dense_accuracy:.2%}; accuracy with one layer pruned "
-             "(no fine-tuning):", res.table()]
+    lines = [f"model {res.model}: measured on {split_phrase(res.evaluated_on)}",
+             f"dense accuracy {res.dense_accuracy:.2%}; accuracy with one layer pruned (no fine-tuning):", res.table()]
     if args.target is not None:
         budget = res.budget(args.target)
         out["target"] = args.target

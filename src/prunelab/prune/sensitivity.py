@@ -33,7 +33,7 @@ DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 @dataclass
 class SensitivityResult:
-    """accuracy[layer][i]: test accuracy with only `layer` pruned to sparsities[i].
+    """accuracy[layer][i]: accuracy (on the split in `evaluated_on`) with only `layer` pruned to sparsities[i].
 
     sizes: weights per layer; dense_accuracy: the unpruned model's accuracy.
     """
@@ -124,7 +124,8 @@ class SensitivityResult:
                     label=f"{n} ({self.sizes[n]:,})")
         ax.axhline(self.dense_accuracy * 100, color="gray", ls="--", lw=1, label="dense")
         ax.set_xlabel("sparsity of that layer alone (%)")
-        ax.set_ylabel("test accuracy without fine-tuning (%)")
+        split = self.evaluated_on.get("split", "test")
+        ax.set_ylabel(f"{split} accuracy without fine-tuning (%)")
         ax.set_title(f"Per-layer pruning sensitivity of {self.model or 'model'}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -322,7 +322,7 @@ def build_router(state: WebState) -> APIRouter:
 
         rec = record(state, body.model)
         if body.limit is not None and not 100 <= body.limit <= 10000:
-            raise UserError(f"limit must be between 100 and 10000 test images, got {body.limit}")
+            raise UserError(f"limit must be between 100 and 10000 validation images, got {body.limit}")
         dataset = state.model_dataset(rec)
 
         def work(cb: Callback) -> dict[str, Any]:
