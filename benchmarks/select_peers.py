@@ -23,8 +23,9 @@ taken from imbalanced-learn, all working in the downstream k-NN's own feature sp
   so that the budget is met exactly);
 - imbalanced-learn CondensedNearestNeighbour and EditedNearestNeighbours (defaults), which choose
   their own budget: reported with their kept fraction, scored with the 1-NN they are built for
-  and with 5-NN, beside prunelab auto and random at exactly that count, scored the same ways
-  (classification only).
+  and with 5-NN, beside prunelab and random at exactly that count, scored the same ways
+  (classification only); prunelab there runs the strategy `auto` chose for the cell at 30 %
+  (a second search per count would double the cost of the benchmark).
 
 Writes the `select:peers` (tables per family, where each wins), `select:validate` (quality
 checks and invariants) and `select:summary` (the Done-when verdicts) blocks of
@@ -34,9 +35,11 @@ benchmarks/RESULTS.md, with machine and date.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,8 +117,12 @@ def mnist_cells(seeds: list[int], quick: bool) -> Iterator[Cell]:
                    accuracy, "accuracy %", None)
 
 
-def peer_rows(cell: Cell) -> list[dict[str, Any]]:
-    """Peers' rows for one cell (module docstring)."""
+def peer_rows(cell: Cell, auto_choice: str) -> list[dict[str, Any]]:
+    """Peers' rows for one cell (module docstring); `auto_choice`: the strategy `auto` chose for
+    this cell at 30 %, run at the counts imbalanced-learn chose (a search per count would double
+    the benchmark's cost; the strategy is auto's measured choice, the count is the peer's)."""
+    if auto_choice not in prunelab.select.list_strategies():
+        auto_choice = "auto"
     n = len(cell.X)
     count = int(round(KEEP * n))
     base = {"family": cell.family, "dataset": cell.dataset, "task": cell.task, "seed": cell.seed,
@@ -139,13 +146,14 @@ def peer_rows(cell: Cell) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         idx = _imblearn(peer, cell.X, cell.y, cell.seed)
         seconds = time.perf_counter() - t0
-        auto = prunelab.select(cell.X, cell.y, keep_count=len(idx), strategy="auto", task=cell.task,
+        ours = prunelab.select(cell.X, cell.y, keep_count=len(idx), strategy=auto_choice, task=cell.task,
                                random_state=cell.seed, timestamps=cell.timestamps)
         rnd = prunelab.select(cell.X, cell.y, keep_count=len(idx), strategy="random", task=cell.task,
                               random_state=cell.seed)
         for k in (1, 5):
             add(f"imblearn {peer}", idx, seconds, k=k, budget=peer)
-            add(f"prunelab auto at {peer}'s count", auto.indices, auto.report.seconds, k=k, budget=peer)
+            add(f"prunelab at {peer}'s count", ours.indices, ours.report.seconds, k=k, budget=peer,
+                strategy=auto_choice)
             add(f"random at {peer}'s count", rnd.indices, rnd.report.seconds, k=k, budget=peer)
     return rows
 
@@ -179,8 +187,8 @@ def run(fams: list[str], seeds: list[int], quick: bool) -> tuple[list[dict[str, 
             rows = measure(cell, strategies, repeats=3)
             ours += rows
             t1 = time.perf_counter()
-            peers += peer_rows(cell) if cell.quality else []
             auto = next(r for r in rows if r["method"] == "auto")
+            peers += peer_rows(cell, auto["strategy"].split(":")[-1]) if cell.quality else []
             frac = next(r for r in rows if r["method"] == "auto-fraction")
             print(f"{cell.scope} seed {cell.seed}: full {auto['score_full']:.2f}, auto30 {auto['score']:.2f} "
                   f"({auto['strategy']}), auto fraction {frac['kept_fraction']:.0%} {frac['score']:.2f} "
@@ -194,6 +202,13 @@ def _cellstat(rows: list[dict[str, Any]], key: str = "score") -> str:
         return "-"
     m, s = seed_stats(rows, key)
     return f"{m:.2f} ± {s:.2f}"
+
+
+def _winner(scores: dict[str, float]) -> str:
+    """'**a**' (or '**a = b**' on a tie at two decimals) and every score."""
+    best = max(round(v, 2) for v in scores.values())
+    top = [k for k, v in scores.items() if round(v, 2) == best]
+    return f"**{' = '.join(top)}** (" + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + ")"
 
 
 def tables(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[str]:
@@ -227,14 +242,13 @@ def tables(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[str]
                     "k-center greedy": seed_stats(q.get(("k-center greedy", 5), []), "score")[0],
                     "SemDeDup": seed_stats(q.get(("SemDeDup", 5), []), "score")[0]}
             at30 = {k: v for k, v in at30.items() if np.isfinite(v)}
-            top = max(at30, key=lambda k: at30[k])
-            wins.append(f"- {fam} {key[1]} {key[2]}: at 30 % **{top}** ({at30[top]:.2f}"
-                        + (f"; auto {at30['auto']:.2f}" if top != "auto" else "") + ")")
+            wins.append(f"- {fam} {key[1]} {key[2]}: at 30 % " + _winner(at30))
         cls = [k for k in keys if k[2] == "classification" and p[k]]
         if not cls:
             continue
         lines += ["", f"#### {fam}: at the budget imbalanced-learn chose (1-NN / 5-NN held-out accuracy %)", "",
-                  "| data set | peer | peer kept | peer 1-NN / 5-NN | auto at that count 1-NN / 5-NN | "
+                  "| data set | peer | peer kept | peer 1-NN / 5-NN | "
+                  "prunelab (auto's 30 % choice) at that count 1-NN / 5-NN | "
                   "random at that count 1-NN / 5-NN | full 1-NN / 5-NN |", "|" + "---|" * 7]
         for key in cls:
             q = p[key]
@@ -244,28 +258,34 @@ def tables(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[str]
                     return (f"{seed_stats(_q[(method, 1)], 'score')[0]:.2f} / "
                             f"{seed_stats(_q[(method, 5)], 'score')[0]:.2f}")
                 kept = seed_stats(q[(f"imblearn {peer}", 1)], "kept_fraction")[0]
+                chosen = ", ".join(sorted({r["strategy"] for r in q[(f"prunelab at {peer}'s count", 1)]}))
                 lines.append(f"| {key[1]} | imblearn {peer} | {kept:.1%} | {pair(f'imblearn {peer}')} | "
-                             f"{pair(f'prunelab auto at {peer}' + chr(39) + 's count')} | "
+                             f"{pair(f'prunelab at {peer}' + chr(39) + 's count')} ({chosen}) | "
                              f"{pair(f'random at {peer}' + chr(39) + 's count')} | {full} |")
                 for k in (1, 5):
                     cand = {f"imblearn {peer}": seed_stats(q[(f"imblearn {peer}", k)], "score")[0],
-                            "auto": seed_stats(q[(f"prunelab auto at {peer}'s count", k)], "score")[0],
+                            "prunelab": seed_stats(q[(f"prunelab at {peer}'s count", k)], "score")[0],
                             "random": seed_stats(q[(f"random at {peer}'s count", k)], "score")[0]}
-                    top = max(cand, key=lambda c: cand[c])
-                    wins.append(f"- {fam} {key[1]}: at {peer}'s budget ({kept:.0%}), {k}-NN: **{top}** "
-                                f"({cand[top]:.2f}; " + ", ".join(f"{c} {v:.2f}" for c, v in cand.items() if c != top)
-                                + ")")
+                    wins.append(f"- {fam} {key[1]}: at {peer}'s budget ({kept:.0%}), {k}-NN: " + _winner(cand))
     return lines + ["", "#### Where each wins (highest mean held-out score in the cell)", ""] + wins
 
 
-def check_lines(ours: list[dict[str, Any]], extra: list[Any]) -> tuple[list[str], list[str]]:
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def check_lines(ours: list[dict[str, Any]], extra: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """(summary lines, validate lines) from the quality checks and invariants of the rows;
     `extra`: checks computed elsewhere (the MLP suite's)."""
     from prunelab.validate.report import check_table
 
     th = Thresholds()
     inv = [c.to_dict() for c in invariant_checks(ours, th)]
-    qual = [c.to_dict() for c in quality_checks(ours, th) + list(extra)]
+    qual = [c.to_dict() for c in quality_checks(ours, th)] + list(extra)
     held = sum(c["passed"] for c in inv)
     passed = sum(c["passed"] for c in qual)
     validate = ([f"Quality checks (can fail; thresholds = the issue's Done-when: {th.to_dict()}): "
@@ -292,15 +312,40 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="small stores (a smoke run; never written)")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--save", metavar="FILE", help="also write the measured rows as JSON (for --merge)")
+    ap.add_argument("--merge", metavar="FILE", nargs="+",
+                    help="write RESULTS.md from saved parts (the same seeds, other families; run in parallel)")
     args = ap.parse_args()
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    t0 = time.perf_counter()
-    fams = args.families.split(",")
-    ours, peers = run(fams, seeds, args.quick)
-    mlp_rows, mlp_checks = mlp_run(seeds, args.quick) if "mnist-mlp" in fams else ([], [])
-    minutes = (time.perf_counter() - t0) / 60
-    cmd = (f"OMP_NUM_THREADS=1 python benchmarks/select_peers.py --families {args.families} --seeds {args.seeds} "
-           f"--first-seed {args.first_seed}")
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        if len({tuple(p["seeds"]) for p in parts}) != 1:
+            raise SystemExit("error: the parts were run with different seeds; merge parts of one run")
+        ours = [r for p in parts for r in p["ours"]]
+        peers = [r for p in parts for r in p["peers"]]
+        mlp_rows = [r for p in parts for r in p["mlp_rows"]]
+        mlp_checks = [c for p in parts for c in p["mlp_checks"]]
+        seeds = parts[0]["seeds"]
+        minutes = max(p["minutes"] for p in parts)
+        cmd = " & ".join(f"OMP_NUM_THREADS=1 python benchmarks/select_peers.py --families {p['families']} "
+                         f"--seeds {len(seeds)} --first-seed {seeds[0]} --save part{i}.json"
+                         for i, p in enumerate(parts)) + " ; python benchmarks/select_peers.py --merge " + \
+            " ".join(f"part{i}.json" for i in range(len(parts)))
+        quick = any(p["quick"] for p in parts)
+    else:
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        t0 = time.perf_counter()
+        fams = args.families.split(",")
+        ours, peers = run(fams, seeds, args.quick)
+        mlp_rows, mlp_dc = mlp_run(seeds, args.quick) if "mnist-mlp" in fams else ([], [])
+        mlp_checks = [c.to_dict() for c in mlp_dc]
+        minutes = (time.perf_counter() - t0) / 60
+        cmd = (f"OMP_NUM_THREADS=1 python benchmarks/select_peers.py --families {args.families} "
+               f"--seeds {args.seeds} --first-seed {args.first_seed}")
+        quick = args.quick
+        if args.save:
+            Path(args.save).write_text(json.dumps(
+                {"seeds": seeds, "families": args.families, "minutes": minutes, "quick": quick, "ours": ours,
+                 "peers": peers, "mlp_rows": mlp_rows, "mlp_checks": mlp_checks}, default=_plain))
     head = (f"### Families and peers (`{cmd}`; {machine()}, 1 thread, {minutes:.0f} min)\n\n"
             f"Report seeds {seeds[0]}-{seeds[-1]}; development used seeds 0-9. Held-out scores: accuracy %, "
             "best-config % (share of held-out runs whose predicted (n_jobs, chunksize), snapped to the grid, is "
@@ -323,9 +368,9 @@ def main() -> None:
                      + "\n".join(summary))
     validate_block = f"### Checks (`{cmd}`; {machine()})\n\n" + "\n".join(validate)
     print(summary_block, peers_block, validate_block, sep="\n\n")
-    if args.seeds < 5 and not args.no_write:
-        print(f"not written to RESULTS.md: {args.seeds} seed(s); the results file holds 5-seed runs")
-    elif not args.no_write and not args.quick:
+    if len(seeds) < 5 and not args.no_write:
+        print(f"not written to RESULTS.md: {len(seeds)} seed(s); the results file holds 5-seed runs")
+    elif not args.no_write and not quick:
         write_block("summary", summary_block)
         write_block("peers", peers_block)
         write_block("validate", validate_block)
