@@ -128,15 +128,131 @@ def test_class_floor_raises_count() -> None:
     assert len(np.unique(y[sel.indices])) == 30
 
 
-def test_auto_explains_and_picks_fraction() -> None:
-    data = make_store("history", 1000, seed=0)
-    sel = prunelab.select(data.X, data.y_class, timestamps=data.timestamps)
+# --- auto: measured, not constants -----------------------------------------------------------------
+
+
+def repeats_store(seed: int, workloads: int = 12, repeats: int = 50, d: int = 4) -> tuple[np.ndarray, ...]:
+    """A run history made here (not by prunelab's generators): `workloads` jittered points, each
+    recorded `repeats` times, labels from a linear rule with 10% of runs flipped at random."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(workloads, d)) * 3
+    labels = (centres @ rng.normal(size=(d, 3))).argmax(1)
+    w = np.repeat(np.arange(workloads), repeats)
+    X = centres[w] + rng.normal(0, 0.05, size=(len(w), d))
+    y = labels[w].copy()
+    flip = rng.random(len(w)) < 0.1
+    y[flip] = rng.integers(0, 3, int(flip.sum()))
+    return X, y, w
+
+
+def independent_store(seed: int, n: int = 400, d: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Independent rows, each seen once, labels from a linear rule."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    return X, (X @ rng.normal(size=(d, 3))).argmax(1)
+
+
+FAST = {"strategies": ("random", "cluster", "condense"), "repeats": 1}  # 3 strategies x 3 folds
+
+
+def test_auto_prunes_heavy_repeats_to_a_small_fraction() -> None:
+    X, y, w = repeats_store(3)
+    sel = prunelab.select(X, y, random_state=3, **FAST)
     d = sel.report.decisions
-    assert d["reason"] and d["profile"]["near_duplicate_rate"] > 0.5
-    assert sel.report.memory_saving >= 0.5
-    records = make_store("records", 1000, seed=0)
-    sel = prunelab.select(records.X, records.y_class)
-    assert sel.report.kept_count == 1000 and "little redundancy" in sel.report.decisions["reason"]
+    assert sel.report.strategy == f"auto:{d['strategy']}" and d["strategy"] in FAST["strategies"]
+    assert d["keep"] <= 0.2 and sel.report.memory_saving >= 0.8, d["reason"]
+    assert "within 0.01" in d["reason"]
+    search = d["search"]
+    assert search["groups"] == 12 and search["largest_group"] == 50  # the workloads, found from X alone
+    assert search["metric"] == "accuracy" and "KNeighborsClassifier" in search["estimator"]
+    # every (strategy, fraction) it measured is in the table, each with its folds, down to the first failure
+    fractions = sorted({c["fraction"] for c in search["table"]}, reverse=True)
+    assert fractions[: fractions.index(d["keep"]) + 1] == [0.7, 0.5, 0.3, 0.2, 0.1][: fractions.index(d["keep"]) + 1]
+    assert len(search["table"]) == 3 * len(fractions)
+    assert all(c["folds"] == 3 == search["full"]["folds"] for c in search["table"])
+    chosen = [c for c in search["table"] if c["fraction"] == d["keep"] and c["strategy"] == d["strategy"]]
+    assert chosen and chosen[0]["vs_full"] - chosen[0]["vs_full_se"] >= -0.01
+    assert search["cost"]["selector_fits"] == 3 * len(search["table"]) and search["cost"]["seconds"] > 0
+
+
+def test_auto_keeps_independent_rows() -> None:
+    X, y = independent_store(4)
+    sel = prunelab.select(X, y, random_state=4, **FAST)
+    assert sel.report.kept_count >= 0.7 * len(X), sel.report.decisions["reason"]
+
+
+@pytest.mark.parametrize("columns", [1, 2])
+def test_auto_on_a_regression_target(columns: int) -> None:
+    X, _, w = repeats_store(5)
+    rng = np.random.default_rng(5)
+    per_workload = rng.normal(size=(12, 2))  # e.g. log2 n_jobs and log2 chunksize of each workload
+    y = per_workload[w] + 0.1 * rng.normal(size=(len(w), 2))
+    y = y[:, 0] if columns == 1 else y
+    sel = prunelab.select(X, y, random_state=5, **FAST)
+    d = sel.report.decisions
+    assert sel.report.task == "regression" and d["search"]["metric"] == "r2"
+    assert "KNeighborsRegressor" in d["search"]["estimator"]
+    assert d["keep"] <= 0.3 and d["search"]["full"]["mean"] > 0.9, d["reason"]
+
+
+def test_auto_with_a_budget_picks_only_the_strategy() -> None:
+    X, y, _ = repeats_store(6)
+    sel = prunelab.select(X, y, keep=0.3, random_state=6, **FAST)
+    d = sel.report.decisions
+    assert len(sel) == 180 and d["keep"] == 0.3
+    table = d["search"]["table"]
+    assert {c["fraction"] for c in table} == {0.3} and {c["strategy"] for c in table} == set(FAST["strategies"])
+    best = max(table, key=lambda c: c["mean"])
+    assert d["strategy"] == best["strategy"] and "at the requested 30%" in d["reason"]
+    sel = prunelab.select(X, y, keep_count=100, random_state=6, **FAST)
+    assert len(sel) == 100 and {c["fraction"] for c in sel.report.decisions["search"]["table"]} == {100 / 600}
+
+
+def test_auto_respects_its_time_budget() -> None:
+    X, y = independent_store(7, n=3000)
+    sel = prunelab.select(X, y, random_state=7, max_seconds=0.5)
+    cost = sel.report.decisions["search"]["cost"]
+    assert cost["stopped_by_time_budget"] and "time budget" in sel.report.decisions["reason"]
+    # checked before every fit: at most one fit (well under a second here) past the budget
+    assert cost["seconds"] < 0.5 + 2.0
+    assert sel.report.kept_count == 3000  # nothing measured below the full store: keep everything
+
+
+def test_auto_subsamples_big_stores_and_takes_any_estimator() -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y, _ = repeats_store(8)
+    sel = prunelab.select(X, y, max_rows=200, estimator=DecisionTreeClassifier(random_state=0), random_state=8,
+                          **FAST)
+    search = sel.report.decisions["search"]
+    assert search["rows"] == 200 and "DecisionTreeClassifier" in search["estimator"]
+    assert search["metric"] == "DecisionTreeClassifier.score"
+    sel = prunelab.select(X, y, scoring="balanced_accuracy", holdout="groups", random_state=8, **FAST)
+    assert sel.report.decisions["search"]["metric"] == "balanced_accuracy"
+    assert "whole groups" in sel.report.decisions["reason"]
+
+
+def test_grouped_splits_never_put_a_group_on_both_sides() -> None:
+    from prunelab.select.search import grouped_splits, workload_groups
+
+    X, y, w = repeats_store(9, workloads=20, repeats=10)
+    groups = workload_groups(X.astype(np.float32) / X.std(0), 0.1, seed=0)
+    assert len(np.unique(groups)) == 20
+    splits = grouped_splits(y, groups, folds=3, repeats=2, seed=0)
+    assert len(splits) == 6
+    for train, test in splits:
+        assert not set(w[train]) & set(w[test])
+        assert len(train) + len(test) == len(X)
+
+
+def test_auto_without_labels_or_rows_to_hold_out_keeps_everything() -> None:
+    X, _, _ = repeats_store(10)
+    sel = prunelab.select(X)
+    assert sel.report.kept_count == len(X) and "no labels" in sel.report.decisions["reason"]
+    sel = prunelab.select(X, keep=0.25)
+    assert len(sel) == 150 and sel.report.strategy == "auto:random"
+    one = prunelab.select(X[:1], np.array([1]))
+    assert len(one) == 1
 
 
 def test_condense_matches_imblearn_enn_edits() -> None:
@@ -200,6 +316,8 @@ def test_sklearn_contract(strategy: str) -> None:
     from sklearn.base import clone
 
     sel = get_selector(strategy, keep=0.5, random_state=3)
+    if strategy == "auto":
+        sel.set_params(repeats=1)  # one pass of 3 folds: the contract, not the search, is tested here
     params = sel.get_params()
     assert params["keep"] == 0.5 and params["random_state"] == 3
     assert not hasattr(sel, "indices_")
@@ -235,14 +353,15 @@ def test_imblearn_pipeline() -> None:
     ({"X": np.array([[1.0, np.inf]] * 30)}, "nan or inf"),
     ({"X": np.zeros((0, 3))}, "empty"),
     ({"y": np.zeros(5)}, "same length"),
-    ({"keep": 0.0}, "keep must be"),
-    ({"keep": 1.5}, "keep must be"),
-    ({"keep": -0.1}, "keep must be"),
+    ({"keep": 0.0}, "'keep' parameter"),
+    ({"keep": 1.5}, "'keep' parameter"),
+    ({"keep": -0.1}, "'keep' parameter"),
+    ({"keep": 0.3, "tolerance": -1}, "'tolerance' parameter"),
     ({"min_keep": 0}, "min_keep"),
     ({"strategy": "magic"}, "unknown strategy"),
     ({"keep": 0.3, "keep_count": 5}, "not both"),
     ({"keep": 0.3, "keep_count": 5, "strategy": "cluster"}, "not both"),
-    ({"task": "clustering"}, "unknown task"),
+    ({"task": "clustering"}, "'task' parameter"),
 ])
 def test_bad_input_raises_user_error(kwargs: dict, fragment: str) -> None:
     X, y = blobs(30)
@@ -293,14 +412,18 @@ def test_count_is_exact_or_floored(n: int, classes: int, keep: float, min_keep: 
 
 
 @pytest.mark.parametrize("strategy, params, fragment", [
-    ("cluster", {"spread": 1.5}, "spread must be"),
-    ("cluster", {"max_clusters": 0}, "max_clusters must be"),
-    ("prototype", {"mode": "medium"}, "mode must be"),
-    ("importance", {"half_life": 0.0}, "half_life must be"),
-    ("importance", {"weights": (1.0, -1.0, 1.0)}, "weights must be"),
-    ("diversity", {"cell_size": 1}, "cell_size must be"),
-    ("condense", {"n_neighbors": 0}, "n_neighbors must be"),
-    ("auto", {"per_group": 0}, "per_group must be"),
+    ("cluster", {"spread": 1.5}, "'spread' parameter of ClusterSelector must be"),
+    ("cluster", {"max_clusters": 0}, "'max_clusters' parameter"),
+    ("prototype", {"mode": "medium"}, "'mode' parameter of PrototypeSelector must be a str among"),
+    ("importance", {"half_life": 0.0}, "'half_life' parameter"),
+    ("importance", {"weights": (1.0, -1.0, 1.0)}, "'weights' parameter"),
+    ("diversity", {"cell_size": 1}, "'cell_size' parameter"),
+    ("condense", {"n_neighbors": 0}, "'n_neighbors' parameter"),
+    ("auto", {"folds": 1}, "'folds' parameter of AutoSelector"),
+    ("auto", {"fractions": (0.0, 0.5)}, "'fractions' parameter"),
+    ("auto", {"strategies": ("auto",)}, "'strategies' parameter"),
+    ("auto", {"holdout": "workloads"}, "'holdout' parameter"),
+    ("auto", {"per_group": 5}, "unknown option"),
     ("random", {"nope": 1}, "unknown option"),
 ])
 def test_bad_strategy_parameters(strategy: str, params: dict, fragment: str) -> None:

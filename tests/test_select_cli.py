@@ -51,10 +51,36 @@ def test_select_npz_happy_path(tmp_path: Path) -> None:
 
 def test_select_keep_count_and_auto(tmp_path: Path) -> None:
     src = _npz(tmp_path / "in.npz")
-    res = json.loads(run_cli("select", "--input", str(src), "--keep-count", "37", "--json", check=True).stdout)
+    res = json.loads(run_cli("select", "--input", str(src), "--keep-count", "37", "--folds", "2", "--json",
+                             check=True).stdout)
     assert res["kept_count"] == 37 and res["strategy"].startswith("auto:")
-    res = json.loads(run_cli("select", "--input", str(src), "--strategy", "auto", "--json", check=True).stdout)
-    assert res["report"]["decisions"]["reason"]
+    table = res["report"]["decisions"]["search"]["table"]
+    assert {c["fraction"] for c in table} == {37 / 300}  # a budget: only the strategy is chosen
+    assert all(c["folds"] == 4 for c in table)  # 2 folds x 2 repeats
+
+
+def test_plain_select_measures_fraction_and_strategy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from prunelab.cli import main
+
+    # 10 workloads recorded 30 times each (jittered): heavy repeats, labels from the workload
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(10, 4)) * 3
+    w = np.repeat(np.arange(10), 30)
+    X = (centres[w] + rng.normal(0, 0.05, size=(300, 4))).astype(np.float32)
+    src = _npz(tmp_path / "runs.npz", X=X, y=(centres @ rng.normal(size=(4, 3))).argmax(1)[w])
+    main(["select", "--input", str(src), "--tolerance", "0.02", "--k", "3", "--max-seconds", "30", "--folds", "2",
+          "--json"])
+    res = json.loads(capsys.readouterr().out)
+    for key in ("kept_indices", "original_count", "kept_count", "bytes_before", "bytes_after", "seconds"):
+        assert key in res  # the DESIGN contract
+    d = res["report"]["decisions"]
+    assert res["kept_count"] < 300 and d["keep"] < 1.0 and d["reason"]
+    assert d["search"]["settings"]["tolerance"] == 0.02 and d["search"]["settings"]["max_seconds"] == 30
+    assert "n_neighbors=3" in d["search"]["estimator"]
+    assert d["search"]["table"] and d["search"]["full"]["folds"] == 4
+    main(["select", "--input", str(src), "--keep", "0.5", "--folds", "2"])
+    human = capsys.readouterr().out
+    assert "measured accuracy on 4 held-out folds" in human and "condense" in human
 
 
 def test_select_csv_classification_and_regression(tmp_path: Path) -> None:
@@ -88,8 +114,11 @@ def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["--input", str(_npz(tmp / "inf.npz", X=inf_X, y=np.zeros(50)))], "nan or inf"),
         (["--input", str(_npz(tmp / "empty.npz", X=np.zeros((0, 3)), y=np.zeros(0)))], "empty"),
         (["--input", str(_npz(tmp / "mismatch.npz", y=np.zeros(7)))], "same length"),
-        (["--input", str(good), "--keep", "0"], "keep must be"),
-        (["--input", str(good), "--keep", "1.5"], "keep must be"),
+        (["--input", str(good), "--keep", "0"], "'keep' parameter"),
+        (["--input", str(good), "--keep", "1.5"], "'keep' parameter"),
+        (["--input", str(good), "--keep", "0.5", "--tolerance", "-1"], "'tolerance' parameter"),
+        (["--input", str(good), "--keep", "0.5", "--folds", "1"], "'folds' parameter"),
+        (["--input", str(good), "--strategy", "cluster", "--k", "3"], "--k: only for --strategy auto"),
         (["--input", str(good), "--min-keep", "0"], "min_keep"),
         (["--input", str(good), "--strategy", "magic"], "unknown strategy"),
         (["--input", str(corrupt)], "cannot read"),

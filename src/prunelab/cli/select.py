@@ -21,7 +21,18 @@ def register(sub: Any) -> None:
     p.add_argument("--keep", type=float, metavar="F", help="fraction to keep, in (0, 1]")
     p.add_argument("--keep-count", type=int, metavar="N", help="exact number of samples to keep")
     p.add_argument("--strategy", default="auto", metavar="NAME",
-                   help="auto (default) or random, cluster, importance, diversity, condense, prototype")
+                   help="auto (default: measures every strategy on held-out rows; with --keep it picks the "
+                        "strategy, without it the fraction too) or random, cluster, importance, diversity, "
+                        "condense, prototype")
+    p.add_argument("--tolerance", type=float, metavar="T",
+                   help="auto: score drop allowed against the full store (default 0.01 = 1 pp of accuracy)")
+    p.add_argument("--folds", type=int, metavar="K", help="auto: held-out folds per repeat (default 3)")
+    p.add_argument("--max-seconds", type=float, metavar="S", help="auto: time budget of the search (default 60)")
+    p.add_argument("--k", type=int, metavar="K", dest="n_neighbors",
+                   help="auto: neighbours of the downstream k-NN it scores (default 5)")
+    p.add_argument("--holdout", choices=("rows", "groups"),
+                   help="auto: hold out random rows (default: new runs of known and unseen workloads) or "
+                        "whole near-duplicate groups (unseen workloads only)")
     p.add_argument("--min-keep", type=int, default=20, metavar="N", help="never keep fewer (default 20)")
     p.add_argument("--task", default="auto", help="auto, classification, regression or none")
     p.add_argument("--seed", type=int, default=0, help="random_state")
@@ -56,8 +67,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_select(args: argparse.Namespace) -> None:
+    from prunelab.data.tables import load, save
     from prunelab.select import select
-    from prunelab.select.files import load, save
     from prunelab.select.strategies import STRATEGIES
 
     if args.strategy not in STRATEGIES:
@@ -71,10 +82,16 @@ def cmd_select(args: argparse.Namespace) -> None:
             raise UserError("--out .csv needs a .csv input; write .npz for .npz input")
     if args.report is not None and not args.report.lower().endswith(".json"):
         raise UserError(f"--report {args.report}: the report is JSON; name it .json")
+    auto_options = {name: getattr(args, name) for name in ("tolerance", "folds", "max_seconds", "n_neighbors",
+                                                            "holdout") if getattr(args, name) is not None}
+    if auto_options and args.strategy != "auto":
+        flags = ", ".join("--" + {"n_neighbors": "k"}.get(k, k).replace("_", "-") for k in auto_options)
+        raise UserError(f"{flags}: only for --strategy auto (the measured choice); drop it or "
+                        f"--strategy {args.strategy}")
     table = load(args.input, targets=args.target, timestamps=args.timestamps, scores=args.scores)
     sel = select(table.X, table.y, keep=args.keep, keep_count=args.keep_count, strategy=args.strategy,
                  min_keep=args.min_keep, timestamps=table.timestamps, scores=table.scores, task=args.task,
-                 random_state=args.seed)
+                 random_state=args.seed, **auto_options)
     rep = sel.report
     result: dict[str, Any] = {
         "kept_indices": sel.indices.tolist(), "original_count": rep.original_count, "kept_count": rep.kept_count,

@@ -1,5 +1,5 @@
-"""Reading selection inputs (.npz with X, y, timestamps, scores; .csv with target columns) and
-writing the kept rows back in the same format, atomically."""
+"""Tables on disk: reading selection inputs (.npz with X, y, timestamps, scores; .csv with target
+columns) and writing the kept rows back in the same format, atomically."""
 
 from __future__ import annotations
 

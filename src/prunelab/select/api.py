@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from prunelab.errors import UserError
+from prunelab.select.base import REGISTRY as STRATEGIES
+from prunelab.select.base import get_selector
 from prunelab.select.report import SelectionReport
-from prunelab.select.strategies import STRATEGIES, get_selector
 
 
 @dataclass

@@ -7,20 +7,90 @@ stratum, and sets `indices_` (sorted int64), `scores_` (float64 (n,): how
 much the strategy valued each sample, higher = kept first) and `report_`.
 `fit_resample(X, y)` returns the kept rows, so selectors drop into
 imbalanced-learn pipelines.
+
+Every selector is a `sklearn.base.BaseEstimator` and passes scikit-learn's
+`check_estimator`. Parameters are declared in `_parameter_constraints`
+(scikit-learn's `_param_validation`) and checked at `fit`; a bad value raises
+`ParameterError`, which is both our `UserError` (CLI: exit 2) and scikit-learn's
+`InvalidParameterError`.
+
+The registry: a strategy class is decorated with `@register`; `list_strategies()`,
+`describe_strategies()` and `get_selector(name, **params)` read it. The strategy
+modules are imported by `prunelab.select`, so the registry is full once the
+package is imported, and no strategy module imports another's registry entry.
 """
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from numbers import Integral, Real
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions, validate_parameter_constraints
 
-from prunelab.select.budget import Floor, allocate, apply_floors, check_keep, check_min_keep, requested_count
+from prunelab.errors import UserError
+from prunelab.select.budget import Floor, allocate, apply_floors, check_keep, requested_count
 from prunelab.select.report import SelectionReport, kept_bytes, measure
-from prunelab.select.strata import Strata, check_inputs, detect_task, make_strata
+from prunelab.select.strata import TASKS, Strata, check_inputs, detect_task, make_strata
+
+
+class ParameterError(UserError, InvalidParameterError):
+    """A selector parameter outside its declared range: a `UserError` for the CLI and web app,
+    an `InvalidParameterError` (ValueError and TypeError) for scikit-learn."""
+
+
+REGISTRY: dict[str, type[BaseSelector]] = {}
+"""Strategy name -> selector class, in registration (import) order."""
+
+S = TypeVar("S", bound="type[BaseSelector]")
+
+
+def register(cls: S) -> S:
+    """Class decorator: add a selector class to the registry under its `name`."""
+    name = cls.name
+    if name in REGISTRY and REGISTRY[name] is not cls:
+        raise ValueError(f"strategy {name!r} is registered twice ({REGISTRY[name].__name__}, {cls.__name__})")
+    REGISTRY[name] = cls
+    return cls
+
+
+def list_strategies() -> list[str]:
+    """Names accepted by `select(strategy=...)` and `prunelab select --strategy`."""
+    return list(REGISTRY)
+
+
+def describe_strategies() -> dict[str, str]:
+    """Strategy name -> one-line description."""
+    return {name: cls.description for name, cls in REGISTRY.items()}
+
+
+def plain_strategies() -> list[str]:
+    """Registered strategies that select by themselves (every one but those that search over others)."""
+    return [name for name, cls in REGISTRY.items() if not cls.searches]
+
+
+def get_selector(name: str, **params: Any) -> BaseSelector:
+    """A selector instance for strategy `name` with the given parameters."""
+    if name not in REGISTRY:
+        raise UserError(f"unknown strategy {name!r}; choose from {', '.join(REGISTRY)}")
+    cls = REGISTRY[name]
+    valid = sorted(cls._get_param_names())
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise UserError(f"unknown option(s) {unknown} for strategy {name!r}; valid: {valid}")
+    return cls(**params)
+
+
+def seed_of(random_state: Any) -> int:
+    """An int seed from `random_state` (an int is used as is; None or a RandomState draws one)."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
 @dataclass
@@ -104,17 +174,26 @@ def standardize(X: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     return out
 
 
-class BaseSelector:
+class BaseSelector(BaseEstimator):
     """Base class: keep a fraction (`keep`) or a count (`keep_count`) with floors.
 
     Parameters: keep float in (0, 1] (default 0.3), keep_count int >= 1
     (overrides keep), min_keep int >= 1 (default 20), task
-    'auto'|'classification'|'regression'|'none', random_state int,
-    trace_memory bool (record the tracemalloc peak; small overhead).
+    'auto'|'classification'|'regression'|'none', random_state int (or None /
+    a RandomState), trace_memory bool (record the tracemalloc peak; small overhead).
     """
 
     name: ClassVar[str] = "base"
     description: ClassVar[str] = ""
+    searches: ClassVar[bool] = False  # True for selectors that measure other strategies (auto)
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "keep": [Interval(Real, 0, 1, closed="right"), None],
+        "keep_count": [Interval(Integral, 1, None, closed="left"), None],
+        "min_keep": [Interval(Integral, 1, None, closed="left")],
+        "task": [StrOptions(set(TASKS))],
+        "random_state": ["random_state"],
+        "trace_memory": ["boolean"],
+    }
 
     def __init__(self, keep: float | None = 0.3, *, keep_count: int | None = None, min_keep: int = 20,
                  task: str = "auto", random_state: int = 0, trace_memory: bool = True) -> None:
@@ -125,36 +204,31 @@ class BaseSelector:
         self.random_state = random_state
         self.trace_memory = trace_memory
 
-    # scikit-learn parameter protocol -------------------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        # like scikit-learn: the parameters are exactly the arguments of the class's own __init__
-        return [p.name for p in inspect.signature(cls.__init__).parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    def _check_params(self) -> None:
+        """scikit-learn's declarative check of every parameter against `_parameter_constraints`;
+        raises `ParameterError` naming the allowed values and the value received."""
+        try:
+            validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False),
+                                           caller_name=type(self).__name__)
+        except InvalidParameterError as exc:
+            raise ParameterError(str(exc)) from None
+        check_keep(self.keep, self.keep_count)  # not both
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> BaseSelector:
-        valid = self._param_names()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}; valid: {valid}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False  # unlabelled data is selected too
+        tags.target_tags.multi_output = True  # (n, t) regression targets
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
 
     # fitting ---------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, *, timestamps: Any = None, scores: Any = None) -> BaseSelector:
         """Select; sets `indices_`, `scores_`, `report_`, `n_features_in_`. Returns self."""
+        self._check_params()
         keep = self.keep if self.keep_count is None else None
-        check_keep(keep, self.keep_count)
         if keep is None and self.keep_count is None:
-            raise ValueError("give keep (a fraction in (0, 1]) or keep_count")
-        check_min_keep(self.min_keep)
+            raise UserError("give keep (a fraction in (0, 1]) or keep_count")
         warm_imports()
         with measure(self.trace_memory) as m:
             Xa, ya, ts, sc = check_inputs(X, y, timestamps, scores)
@@ -162,10 +236,11 @@ class BaseSelector:
             task = detect_task(ya, self.task)
             strata = make_strata(ya, task, n)
             requested = requested_count(n, keep, self.keep_count)
+            seed = seed_of(self.random_state)
             count, floors = apply_floors(requested, n, self.min_keep, len(strata.labels) if strata.is_class else 0)
             ctx = Context(X=Xa, y=ya, timestamps=ts, scores=sc, task=task, strata=strata,
-                          count=count, keep_fraction=count / n, rng=np.random.default_rng(self.random_state),
-                          seed=int(self.random_state), notes=[])
+                          count=count, keep_fraction=count / n, rng=np.random.default_rng(seed),
+                          seed=seed, notes=[])
             with warnings.catch_warnings(), _thread_limit(n):
                 warnings.simplefilter("ignore")  # k-means on duplicate points warns about convergence
                 self._prepare(ctx)
@@ -191,10 +266,10 @@ class BaseSelector:
         return self
 
     def fit_resample(self, X: Any, y: Any = None, **fit_params: Any) -> tuple[Any, Any]:
-        """Fit, then return (X[kept], y[kept]) (y is None when not given)."""
+        """Fit, then return (X[kept], y[kept]) (y is None when not given). Pandas inputs stay
+        pandas (rows taken with `.iloc`), so the step fits in imbalanced-learn pipelines."""
         self.fit(X, y, **fit_params)
-        Xk = np.asarray(X)[self.indices_]
-        return Xk, (None if y is None else np.asarray(y)[self.indices_])
+        return _take(X, self.indices_), (None if y is None else _take(y, self.indices_))
 
     def get_support(self) -> np.ndarray:
         """Boolean mask (n,) of kept samples."""
@@ -231,7 +306,14 @@ class BaseSelector:
         return {}
 
     def _report_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.get_params().items() if k != "trace_memory"}
+        return {k: v for k, v in self.get_params(deep=False).items() if k != "trace_memory"}
+
+
+def _take(a: Any, indices: np.ndarray) -> Any:
+    """Rows `indices` of an array, list or pandas object."""
+    if hasattr(a, "iloc"):
+        return a.iloc[indices]
+    return np.asarray(a)[indices]
 
 
 def warm_imports() -> None:
@@ -262,21 +344,6 @@ def _controller() -> Any:
 
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER
-
-
-def check_param(name: str, value: Any, low: float, high: float = float("inf"), *, integer: bool = False,
-                allow_none: bool = False) -> None:
-    """scikit-learn style constraint: `value` in [low, high] (an int if `integer`), else UserError
-    naming the allowed range and the value received."""
-    from prunelab.errors import UserError
-
-    if value is None and allow_none:
-        return
-    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kind) or not (low <= value <= high):
-        what = "an integer" if integer else "a number"
-        top = "" if high == float("inf") else f" and <= {high}"
-        raise UserError(f"{name} must be {what} >= {low}{top}, got {value!r}")
 
 
 def top_k(idx: np.ndarray, key: np.ndarray, quota: int) -> np.ndarray:

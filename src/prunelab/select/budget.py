@@ -114,3 +114,23 @@ def allocate(sizes: np.ndarray, total: int, lower: np.ndarray | int = 0,
             room = np.flatnonzero(quota > lo)
             take = room[np.argsort(remainder[room], kind="stable")[:-diff]]
             quota[take] -= 1
+
+
+def allocate_balanced(sizes: np.ndarray, total: int) -> np.ndarray:
+    """Water-filling: every group gets min(size, level), the level as high as the total allows;
+    the leftover units go one each to the largest groups still above the level."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if total >= int(sizes.sum()):
+        return sizes.copy()
+    lo, hi = 0, int(sizes.max())
+    while lo < hi:  # largest level whose fill fits in total
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(sizes, mid).sum()) <= total:
+            lo = mid
+        else:
+            hi = mid - 1
+    quota = np.minimum(sizes, lo)
+    left = total - int(quota.sum())
+    room = np.flatnonzero(sizes > quota)
+    quota[room[np.argsort(-sizes[room], kind="stable")[:left]]] += 1
+    return quota

@@ -83,6 +83,7 @@ class SelectionReport:
         lines += [f"floor {f.name}: {f.before} -> {f.after} ({f.reason})" for f in self.floors]
         if self.decisions.get("reason"):
             lines.append(f"auto: {self.decisions['reason']}")
+        lines += search_table(self.decisions.get("search") or {})
         lines += self.notes
         return "\n".join(lines)
 
@@ -132,3 +133,22 @@ def measure(trace_memory: bool = True) -> Iterator[Measurement]:
             m.peak_bytes = max(0, tracemalloc.get_traced_memory()[1] - base)
             if started:
                 tracemalloc.stop()
+
+
+def search_table(search: dict[str, Any]) -> list[str]:
+    """`auto`'s measured table as text lines: one row per strategy, mean held-out score per fraction."""
+    table = search.get("table") or []
+    if not table or not search.get("full"):
+        return []
+    fractions = sorted({c["fraction"] for c in table}, reverse=True)
+    names = list(dict.fromkeys(c["strategy"] for c in table))
+    cell = {(c["strategy"], c["fraction"]): c["mean"] for c in table}
+    cost = search.get("cost", {})
+    lines = [f"measured {search['metric']} on {search['full']['folds']} held-out folds of {search['rows']} rows "
+             f"(full store {search['full']['mean']:.4f}; {cost.get('selector_fits', 0)} selector fits, "
+             f"{cost.get('seconds', 0.0):.1f} s):",
+             f"  {'strategy':<11}" + "".join(f"{f:>8.0%}" for f in fractions)]
+    for name in names:
+        lines.append(f"  {name:<11}" + "".join(f"{cell[(name, f)]:>8.4f}" if (name, f) in cell else f"{'-':>8}"
+                                              for f in fractions))
+    return lines

@@ -25,37 +25,77 @@ class Strata:
         return np.bincount(self.codes, minlength=len(self.labels))
 
 
+class InputTypeError(UserError, TypeError):
+    """Input of a type that cannot be read as numbers (e.g. a dict inside an object array): a
+    `UserError` for the CLI, a `TypeError` for scikit-learn's checks."""
+
+
+def check_features(X: object) -> np.ndarray:
+    """X as a 2-D float array (a view when possible), or a `UserError` saying how to fix it.
+
+    Refused, like scikit-learn's `check_array` (whose messages are kept, so its estimator checks
+    recognise them): sparse matrices, complex numbers, 1-D arrays, no samples, no feature
+    columns, values that are not numbers, NaN / inf. Object arrays of numbers are converted.
+    More than two dimensions (images) are flattened to (n, features)."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise UserError("sparse input is not supported: X is a sparse matrix; pass X.toarray() "
+                        "(selection works on dense rows)")
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists etc.
+        raise UserError(f"X must be a 2-D numeric array: {exc}") from None
+    if np.iscomplexobj(arr):
+        raise UserError("Complex data not supported: X holds complex numbers; pass the real "
+                        "features (e.g. np.abs(X) or the real and imaginary parts as columns)")
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            kind = InputTypeError if isinstance(exc, TypeError) else UserError
+            raise kind(f"X must hold numbers: {exc}; convert or drop the non-numeric columns") from None
+    if arr.ndim == 0 or arr.ndim == 1:
+        raise UserError(f"Expected 2D array, got {arr.ndim}D array instead (shape {arr.shape}): X must be "
+                        "(samples, features); reshape with X.reshape(-1, 1) for one feature or "
+                        "X.reshape(1, -1) for one sample")
+    if arr.ndim > 2:
+        arr = arr.reshape(len(arr), -1)
+    if arr.shape[0] == 0:
+        raise UserError(f"X is empty (shape {arr.shape}): Found array with 0 sample(s) while a minimum of 1 "
+                        "is required; give at least one sample")
+    if arr.shape[1] == 0:
+        raise UserError(f"X has no feature columns: Found array with 0 feature(s) (shape={arr.shape}) while "
+                        "a minimum of 1 is required; give at least one")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise UserError(f"X must be numeric, got dtype {arr.dtype}; convert or drop the non-numeric columns")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+    if not _all_finite(arr):
+        raise UserError("X contains NaN or inf; drop or impute those rows before selecting")
+    return arr
+
+
 def check_inputs(X: object, y: object = None, timestamps: object = None,
                  scores: object = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None,
                                                  np.ndarray | None]:
     """Validate shapes and values; return X as a 2-D float array (a view when possible)."""
-    try:
-        X = np.asarray(X)
-    except Exception as exc:  # ragged lists etc.
-        raise UserError(f"X must be a 2-D numeric array: {exc}") from None
-    if X.ndim == 1:
-        X = X.reshape(-1, 1)
-    elif X.ndim > 2:
-        X = X.reshape(len(X), -1)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise UserError(f"X is empty (shape {X.shape}); give at least one sample")
-    if X.shape[1] == 0:
-        raise UserError("X has no feature columns; give at least one")
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise UserError(f"X must be numeric, got dtype {X.dtype}")
-    if not np.issubdtype(X.dtype, np.floating):
-        X = X.astype(np.float32)
-    if not _all_finite(X):
-        raise UserError("X contains NaN or inf; drop or impute those rows before selecting")
+    X = check_features(X)
     n = len(X)
     y_arr = None
     if y is not None:
+        import scipy.sparse
+
+        if scipy.sparse.issparse(y):
+            raise UserError("sparse y is not supported; pass y.toarray()")
         y_arr = np.asarray(y)
         if y_arr.ndim == 0 or len(y_arr) != n:
             raise UserError(f"X has {n} samples but y has {y_arr.size if y_arr.ndim == 0 else len(y_arr)}; "
                             "they must have the same length")
         if y_arr.ndim > 2:
             raise UserError(f"y must be 1-D labels or a 2-D regression target, got shape {y_arr.shape}")
+        if np.iscomplexobj(y_arr):
+            raise UserError("Complex data not supported: y holds complex numbers; pass real labels or targets")
         if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
             raise UserError("y contains NaN or inf; drop or impute those rows before selecting")
         if y_arr.dtype.kind == "O":

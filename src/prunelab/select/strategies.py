@@ -1,44 +1,11 @@
-"""Registry of selection strategies: pick by name, list them, build a selector."""
+"""The strategy registry by name (filled by `@register` in `prunelab.select.base`).
 
-from __future__ import annotations
+`STRATEGIES` is the live registry mapping (name -> selector class); `list_strategies()`,
+`describe_strategies()` and `get_selector()` read it. Kept as a module so
+`from prunelab.select.strategies import get_selector` keeps working.
+"""
 
-from typing import Any
+from prunelab.select.base import REGISTRY as STRATEGIES
+from prunelab.select.base import describe_strategies, get_selector, list_strategies, plain_strategies
 
-from prunelab.errors import UserError
-from prunelab.select.auto import AutoSelector
-from prunelab.select.base import BaseSelector
-from prunelab.select.selectors import (
-    ClusterSelector,
-    CondenseSelector,
-    DiversitySelector,
-    ImportanceSelector,
-    PrototypeSelector,
-    RandomSelector,
-)
-
-STRATEGIES: dict[str, type[BaseSelector]] = {
-    cls.name: cls
-    for cls in (RandomSelector, ClusterSelector, ImportanceSelector, DiversitySelector, CondenseSelector,
-                PrototypeSelector, AutoSelector)
-}
-
-
-def list_strategies() -> list[str]:
-    """Names accepted by `select(strategy=...)` and `prunelab select --strategy`."""
-    return list(STRATEGIES)
-
-
-def describe_strategies() -> dict[str, str]:
-    return {name: cls.description for name, cls in STRATEGIES.items()}
-
-
-def get_selector(name: str, **params: Any) -> BaseSelector:
-    """A selector instance for strategy `name` with the given parameters."""
-    if name not in STRATEGIES:
-        raise UserError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    cls = STRATEGIES[name]
-    valid = cls._param_names()
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise UserError(f"unknown option(s) {unknown} for strategy {name!r}; valid: {valid}")
-    return cls(**params)
+__all__ = ["STRATEGIES", "describe_strategies", "get_selector", "list_strategies", "plain_strategies"]
