@@ -375,6 +375,7 @@ def test_misuse_after_the_fact_is_a_clear_user_error(tmp_path):
         prune_module("net.pt", 0.5)  # type: ignore[arg-type]
     with pytest.raises(UserError, match="already 0.5"):
         prune_module(net, 0.3)
+    assert type(net.fc1) is nn.Linear  # refused before anything was attached
     with pytest.raises(UserError, match="example_input"):
         prunelab.export_onnx(net, [[0.0]], tmp_path / "x.onnx")
     with pytest.raises(UserError, match="folder"):

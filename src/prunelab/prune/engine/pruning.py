@@ -279,16 +279,21 @@ class Pruning:
     # -- unstructured machinery -------------------------------------------------
     def _attach(self) -> None:
         """Register the mask parametrizations; existing zeros count as pruned."""
-        if self.settings.schedule.name == "lottery":
-            tensors = [*self.module.parameters(), *self.module.buffers()]
-            self.initial = [(t, t.detach().clone()) for t in tensors]
-        for m in self.layers.values():
-            w = weight_of(m)
-            parametrize.register_parametrization(m, "weight", WeightMask((w != 0).to(w.dtype)))
         self.start = self.current = self.sparsity()
         if self.settings.sparsity < self.start - 1e-12:
             raise UserError(f"the pruned layers are already {self.start:.4f} sparse; ask for a sparsity >= that")
-        self._apply(self.settings.schedule.target(0, self.start, self.settings.sparsity))
+        if self.settings.schedule.name == "lottery":
+            tensors = [*self.module.parameters(), *self.module.buffers()]
+            self.initial = [(t, t.detach().clone()) for t in tensors]
+        try:
+            for m in self.layers.values():
+                w = weight_of(m)
+                parametrize.register_parametrization(m, "weight", WeightMask((w != 0).to(w.dtype)))
+            self._apply(self.settings.schedule.target(0, self.start, self.settings.sparsity))
+        except BaseException:
+            for m in self.layers.values():  # leave the module as it was given (masks only held its zeros)
+                bake(m)
+            raise
 
     def _mask_of(self, m: nn.Module) -> torch.Tensor:
         plist: Any = m.parametrizations
