@@ -5,8 +5,11 @@
 
 Families (prunelab.validate.families, plus MNIST here): run-history stores with heavy-tailed
 repeat counts (written apart from the built-in generator), the tabular data sets inside
-scikit-learn, the built-in workloads generator, and MNIST as k-NN on PCA(50) of a stratified
-6,000-image training subset (2,000 test images). Report seeds 1000-1004; development used 0-9.
+scikit-learn, the built-in workloads generator (100 and 1,000 rows), MNIST as k-NN on PCA(50) of
+a stratified 6,000-image training subset (2,000 test images; `mnist-knn`) and the validate MLP
+suite at 30 % on 10,000 images (`mnist-mlp`). Report seeds 1000-1004; development used 0-9.
+Runs seed by seed; `--save FILE` keeps the rows after every cell, `--merge` writes RESULTS.md
+from parts run in parallel (`--families` split over two processes).
 
 For every cell the prunelab rows come from `prunelab.validate.scenarios.measure` (the code
 `prunelab validate` runs): full store, random 30 % (3 draws per seed), the strategy chosen on a
@@ -158,43 +161,61 @@ def peer_rows(cell: Cell, auto_choice: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _cells(family: str, seeds: list[int], quick: bool) -> Iterator[Cell]:
+def _cells(family: str, seed: int, quick: bool) -> Iterator[Cell]:
     if family == "mnist-knn":
-        yield from mnist_cells(seeds, quick)
+        yield from mnist_cells([seed], quick)
+    elif family == "workloads":
+        yield from families.workload_cells((100, 1000) if not quick else (100,), [seed], test_size=2000)
     else:
-        yield from families.cells(family, seeds, quick)
+        yield from families.cells(family, [seed], quick)
 
 
-def mlp_run(seeds: list[int], quick: bool) -> tuple[list[dict[str, Any]], list[Any]]:
+def mlp_run(seed: int, quick: bool) -> list[dict[str, Any]]:
     """The `prunelab validate` mnist suite (lenet-300-100 trained on each subset for as many steps as
     the full set), on MLP_TRAIN images for MLP_EPOCHS epochs, at 30 % and auto's own fraction."""
     from prunelab.validate import mnist_suite
 
-    return mnist_suite.run(seeds=seeds, quick=quick, epochs=1 if quick else MLP_EPOCHS,
-                           train_limit=2000 if quick else MLP_TRAIN, keeps=(0.3,),
-                           progress=lambda msg: print(msg, flush=True))
+    rows, _ = mnist_suite.run(seeds=[seed], quick=quick, epochs=1 if quick else MLP_EPOCHS,
+                              train_limit=2000 if quick else MLP_TRAIN, keeps=(0.3,),
+                              progress=lambda msg: print(msg, flush=True))
+    return rows
 
 
-def run(fams: list[str], seeds: list[int], quick: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def run(fams: list[str], seeds: list[int], quick: bool, save: Path | None = None,
+        meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Seed by seed (so that an interrupted run still holds whole seeds), every family's cells;
+    with `save`, the rows so far are rewritten there after every cell."""
     strategies = [s for s in prunelab.select.list_strategies() if s != "auto"]
-    ours: list[dict[str, Any]] = []
-    peers: list[dict[str, Any]] = []
-    for fam in fams:
-        if fam == "mnist-mlp":
-            continue
-        for cell in _cells(fam, seeds, quick):
-            t0 = time.perf_counter()
-            rows = measure(cell, strategies, repeats=3)
-            ours += rows
-            t1 = time.perf_counter()
-            auto = next(r for r in rows if r["method"] == "auto")
-            peers += peer_rows(cell, auto["strategy"].split(":")[-1]) if cell.quality else []
-            frac = next(r for r in rows if r["method"] == "auto-fraction")
-            print(f"{cell.scope} seed {cell.seed}: full {auto['score_full']:.2f}, auto30 {auto['score']:.2f} "
-                  f"({auto['strategy']}), auto fraction {frac['kept_fraction']:.0%} {frac['score']:.2f} "
-                  f"({frac['strategy']}); prunelab {t1 - t0:.1f} s, peers {time.perf_counter() - t1:.1f} s",
-                  flush=True)
-    return ours, peers
+    out: dict[str, Any] = {**(meta or {}), "ours": [], "peers": [], "mlp_rows": [], "done_seeds": []}
+    t_start = time.perf_counter()
+
+    def checkpoint() -> None:
+        out["minutes"] = (time.perf_counter() - t_start) / 60
+        if save is not None:
+            save.write_text(json.dumps(out, default=_plain))
+
+    for seed in seeds:
+        for fam in fams:
+            if fam == "mnist-mlp":
+                out["mlp_rows"] += mlp_run(seed, quick)
+                checkpoint()
+                continue
+            for cell in _cells(fam, seed, quick):
+                t0 = time.perf_counter()
+                rows = measure(cell, strategies, repeats=3)
+                out["ours"] += rows
+                t1 = time.perf_counter()
+                auto = next(r for r in rows if r["method"] == "auto")
+                out["peers"] += peer_rows(cell, auto["strategy"].split(":")[-1]) if cell.quality else []
+                frac = next(r for r in rows if r["method"] == "auto-fraction")
+                print(f"{cell.scope} seed {cell.seed}: full {auto['score_full']:.2f}, auto30 {auto['score']:.2f} "
+                      f"({auto['strategy']}), auto fraction {frac['kept_fraction']:.0%} {frac['score']:.2f} "
+                      f"({frac['strategy']}); prunelab {t1 - t0:.1f} s, peers {time.perf_counter() - t1:.1f} s",
+                      flush=True)
+                checkpoint()
+        out["done_seeds"].append(seed)
+        checkpoint()
+    return out
 
 
 def _cellstat(rows: list[dict[str, Any]], key: str = "score") -> str:
@@ -312,40 +333,38 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="small stores (a smoke run; never written)")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--save", metavar="FILE", help="also write the measured rows as JSON (for --merge)")
+    ap.add_argument("--save", metavar="FILE", help="keep the measured rows in FILE (JSON, after every cell)")
+    ap.add_argument("--min-seeds", type=int, default=5, help="write RESULTS.md only with this many seeds done")
     ap.add_argument("--merge", metavar="FILE", nargs="+",
                     help="write RESULTS.md from saved parts (the same seeds, other families; run in parallel)")
     args = ap.parse_args()
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
-        if len({tuple(p["seeds"]) for p in parts}) != 1:
-            raise SystemExit("error: the parts were run with different seeds; merge parts of one run")
-        ours = [r for p in parts for r in p["ours"]]
-        peers = [r for p in parts for r in p["peers"]]
-        mlp_rows = [r for p in parts for r in p["mlp_rows"]]
-        mlp_checks = [c for p in parts for c in p["mlp_checks"]]
-        seeds = parts[0]["seeds"]
-        minutes = max(p["minutes"] for p in parts)
+        done = [set(p["done_seeds"]) for p in parts]
+        seeds = sorted(set.intersection(*done))
+        if any(d != set(seeds) for d in done):
+            print(f"merging the seeds every part completed: {seeds}")
         cmd = " & ".join(f"OMP_NUM_THREADS=1 python benchmarks/select_peers.py --families {p['families']} "
-                         f"--seeds {len(seeds)} --first-seed {seeds[0]} --save part{i}.json"
+                         f"--seeds {len(p['seeds'])} --first-seed {p['seeds'][0]} --save part{i}.json"
                          for i, p in enumerate(parts)) + " ; python benchmarks/select_peers.py --merge " + \
             " ".join(f"part{i}.json" for i in range(len(parts)))
+        minutes = max(p["minutes"] for p in parts)
         quick = any(p["quick"] for p in parts)
+        res: dict[str, Any] = {k: [r for p in parts for r in p[k] if r["seed"] in seeds]
+                               for k in ("ours", "peers", "mlp_rows")}
     else:
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-        t0 = time.perf_counter()
-        fams = args.families.split(",")
-        ours, peers = run(fams, seeds, args.quick)
-        mlp_rows, mlp_dc = mlp_run(seeds, args.quick) if "mnist-mlp" in fams else ([], [])
-        mlp_checks = [c.to_dict() for c in mlp_dc]
-        minutes = (time.perf_counter() - t0) / 60
+        quick = args.quick
+        res = run(args.families.split(","), seeds, quick, Path(args.save) if args.save else None,
+                  {"seeds": seeds, "families": args.families, "quick": quick})
+        seeds = res["done_seeds"]
+        minutes = res["minutes"]
         cmd = (f"OMP_NUM_THREADS=1 python benchmarks/select_peers.py --families {args.families} "
                f"--seeds {args.seeds} --first-seed {args.first_seed}")
-        quick = args.quick
-        if args.save:
-            Path(args.save).write_text(json.dumps(
-                {"seeds": seeds, "families": args.families, "minutes": minutes, "quick": quick, "ours": ours,
-                 "peers": peers, "mlp_rows": mlp_rows, "mlp_checks": mlp_checks}, default=_plain))
+    ours, peers, mlp_rows = res["ours"], res["peers"], res["mlp_rows"]
+    from prunelab.validate import mnist_suite
+
+    mlp_checks = [c.to_dict() for c in mnist_suite.checks(mlp_rows, Thresholds())]
     head = (f"### Families and peers (`{cmd}`; {machine()}, 1 thread, {minutes:.0f} min)\n\n"
             f"Report seeds {seeds[0]}-{seeds[-1]}; development used seeds 0-9. Held-out scores: accuracy %, "
             "best-config % (share of held-out runs whose predicted (n_jobs, chunksize), snapped to the grid, is "
@@ -368,8 +387,8 @@ def main() -> None:
                      + "\n".join(summary))
     validate_block = f"### Checks (`{cmd}`; {machine()})\n\n" + "\n".join(validate)
     print(summary_block, peers_block, validate_block, sep="\n\n")
-    if len(seeds) < 5 and not args.no_write:
-        print(f"not written to RESULTS.md: {len(seeds)} seed(s); the results file holds 5-seed runs")
+    if len(seeds) < args.min_seeds and not args.no_write:
+        print(f"not written to RESULTS.md: {len(seeds)} seed(s) < --min-seeds {args.min_seeds}")
     elif not args.no_write and not quick:
         write_block("summary", summary_block)
         write_block("peers", peers_block)
