@@ -1,4 +1,4 @@
-"""Is the pruned model really smaller and really faster? One run, one thread.
+"""Is the pruned model really smaller and really faster than what a user would deploy?
 
     .venv/bin/python benchmarks/sparse_runtime.py [--store DIR] [--epochs 6] [--finetune-epochs 3]
 
@@ -7,15 +7,20 @@ Trains LeNet-300-100 and LeNet-5 on the full MNIST (60k), prunes each to
 fp32 / fp16 / int8 artifacts and measures, in this one process:
 
 - size: artifact bytes vs the float32 safetensors of the weights, and vs
-  gzip of that file (the peer's "smaller");
-- latency, one thread: artifact runtime at batch 1 vs the same weights dense
-  in PyTorch eager; at batch 256 vs dense numpy (plain `x @ W.T` for the MLP,
-  im2col + BLAS for LeNet-5) and vs PyTorch; contenders are timed in
-  alternating rounds; the FLOP-ratio limit 1/(1-s) is printed beside each
-  speed-up;
-- fidelity on all 10,000 test images: fp32 argmax vs PyTorch's, fp16/int8
-  accuracy vs fp32;
-- the dense/CSR kernel crossover behind `prunelab.sparse.runtime.THRESHOLDS`.
+  gzip of that file;
+- latency, one thread, side by side in alternating rounds (medians): the
+  artifact runtime (numba back-end, and the numpy/scipy one) against ONNX
+  Runtime running the DENSE network (the torch model exported with
+  torch.onnx.export, dynamic batch axis, intra_op_num_threads=1), PyTorch
+  eager and dense numpy, at batch 1 and 256, on float32 (n, 784) input for
+  LeNet-300-100 and (n, 1, 28, 28) for LeNet-5; then the artifact at 2
+  threads against ONNX Runtime at 2 threads; the FLOP ratio is printed
+  beside each speed-up;
+- input handling at batch 1: each accepted layout, (n, 784) and
+  (n, 1, 28, 28) float32 and (n, 28, 28) uint8, against the bare kernel call;
+- fidelity on all 10,000 test images: fp32 argmax vs PyTorch's (both
+  back-ends), fp16/int8 accuracy vs fp32;
+- the dense/CSR choice the runtime measured per layer at load.
 
 Writes the `sparse` section of benchmarks/RESULTS.md (machine and date).
 With --store DIR, trained and pruned models are kept there and reused.
@@ -116,7 +121,7 @@ def measure(model: Any, ds: Any, tmp: Path, budget: float) -> dict[str, Any]:
     import torch
 
     from prunelab.sparse import load
-    from prunelab.sparse.bench import numpy_dense_forward, time_interleaved, torch_forward
+    from prunelab.sparse.bench import numpy_dense_forward, onnx_dense_forward, time_interleaved, torch_forward
     from prunelab.sparse.compare import flops_nonzero
     from prunelab.sparse.export import dense_bytes, export, masked_weights
     from prunelab.train import to_input
@@ -148,61 +153,88 @@ def measure(model: Any, ds: Any, tmp: Path, budget: float) -> dict[str, Any]:
         row[f"{prec}_acc"] = float((pred == ds.y_test).mean())
         row[f"{prec}_agree"] = int((pred == torch_pred).sum())
         runtimes[prec] = rt
+    path = tmp / f"{spec.arch}-{round(sparsity * 100)}-fp32.plsa"
     rt = runtimes["fp32"]
+    rt_np = load(path, threads=1, backend="numpy")
+    row["fp32_agree_numpy"] = int((rt_np.predict(x_all) == torch_pred).sum())
+    row["backend"] = rt.backend
     row["encodings"] = {t.name: t.encoding for t in res.tensors if t.name.endswith(".weight")}
     row["kernels_b1"], row["kernels_b256"] = rt.kernels(1), rt.kernels(256)
     row["densities"] = {d["layer"]: d["density"] for d in rt.describe()}
-    x1, x256 = x_all[:1], x_all[:256]
-    if all(layer.kind in ("linear", "relu", "flatten") for layer in spec.layers):
-        numpy_name = "numpy x@W.T"
-        np1, np256 = numpy_dense_forward(weights, spec, x1), numpy_dense_forward(weights, spec, x256)
-    else:
-        numpy_name = "numpy im2col+BLAS"
-        dense_rt = load(tmp / f"{spec.arch}-{round(sparsity * 100)}-fp32.plsa", kernel="dense", threads=1)
-        np1, np256 = (lambda: dense_rt.logits(x1)), (lambda: dense_rt.logits(x256))
-    row["numpy_name"] = numpy_name
-    b1 = time_interleaved({"artifact": lambda: rt.logits(x1), "torch": torch_forward(module, x1, 1),
-                           "numpy": np1}, budget_s=budget, rounds=5)
-    b256 = time_interleaved({"artifact": lambda: rt.logits(x256), "torch": torch_forward(module, x256, 1),
-                             "numpy": np256}, budget_s=budget * 2, rounds=5)
-    for tag, timings in (("b1", b1), ("b256", b256)):
-        for name, t in timings.items():
-            row[f"{tag}_{name}"] = t.median_us
-            row[f"{tag}_{name}_p95"] = t.p95_us
+    mlp = all(layer.kind in ("linear", "relu", "flatten") for layer in spec.layers)
+    # the issue's input: float32 (n, 784) for the MLP; LeNet-5 takes its own (n, 1, 28, 28)
+    xin = x_all.reshape(len(x_all), -1) if mlp else x_all
+    row["input"] = "(n, 784) float32" if mlp else "(n, 1, 28, 28) float32"
+    for n in (1, 256):
+        x = np.ascontiguousarray(xin[:n])
+        if mlp:
+            numpy_name, npf = "numpy x@W.T", numpy_dense_forward(weights, spec, x)
+        else:
+            dense_rt = load(path, kernel="dense", threads=1, backend="numpy")
+            numpy_name, npf = "numpy im2col+BLAS", (lambda d=dense_rt, x=x: d.logits(x))
+        row["numpy_name"] = numpy_name
+        t = time_interleaved({"artifact": lambda x=x: rt.logits(x), "ort": onnx_dense_forward(module, x, 1),
+                              "artifact_numpy": lambda x=x: rt_np.logits(x), "torch": torch_forward(module, x, 1),
+                              "numpy": npf}, budget_s=budget * (1 if n == 1 else 2), rounds=7)
+        for name, tm in t.items():
+            row[f"b{n}_{name}"] = tm.median_us
+            row[f"b{n}_{name}_p95"] = tm.p95_us
+    # two threads: the runtime against ONNX Runtime, both at 2 threads
+    rt2 = load(path, threads=2)
+    for n in (1, 256):
+        x = np.ascontiguousarray(xin[:n])
+        t = time_interleaved({"artifact": lambda x=x: rt2.logits(x), "ort": onnx_dense_forward(module, x, 2)},
+                             budget_s=budget * (1 if n == 1 else 2), rounds=7)
+        row[f"t2_b{n}_artifact"], row[f"t2_b{n}_ort"] = t["artifact"].median_us, t["ort"].median_us
+    torch.set_num_threads(1)
+    if mlp and rt.backend == "numba":
+        row["inputs"] = input_overhead(rt, ds, x_all, budget)
     return row
 
 
-def crossover(budget: float = 0.04) -> list[dict[str, Any]]:
-    """dense-time / CSR-time of a 300x784 layer by density and matmul width."""
-    import scipy.sparse as sp
-
-    from prunelab.models.spec import Layer
+def input_overhead(rt: Any, ds: Any, x_all: np.ndarray, budget: float) -> dict[str, float]:
+    """Batch-1 time of each accepted input layout minus the bare fused-kernel call
+    on an already flat float32 vector (median us; one process, alternating)."""
     from prunelab.sparse.bench import time_interleaved
-    from prunelab.sparse.runtime import WeightedOp, density_threshold
 
-    rng = np.random.default_rng(0)
-    rows = []
-    for m in (1, 4, 16, 256):
-        ratios = {}
-        for d in (0.02, 0.05, 0.1, 0.2, 0.4):
-            w = rng.standard_normal((300, 784)).astype(np.float32)
-            w[rng.random(w.shape) >= d] = 0
-            s = sp.csr_matrix(w)
-            op = WeightedOp(Layer("linear", "x", {}), 300, 784, s.indptr.astype(np.int32),
-                            s.indices.astype(np.int32), s.data, np.zeros(300, np.float32), "csr", 0)
-            x = rng.random((784, m), dtype=np.float32)
-            t = time_interleaved({"dense": lambda op=op, x=x: op.matmul(x, "dense"),
-                                  "csr": lambda op=op, x=x: op.matmul(x, "csr")}, budget_s=budget, rounds=2)
-            ratios[d] = t["dense"].median_us / t["csr"].median_us
-        rows.append({"m": m, "ratios": ratios, "threshold": density_threshold(m)})
-    return rows
+    fn, plan, ints, floats, classes = rt._chain  # the fused batch-1 kernel of an MLP
+    flat = np.ascontiguousarray(x_all[0].reshape(-1))
+    one = np.float32(1.0)
+
+    def bare() -> np.ndarray:
+        out = np.empty((1, classes), np.float32)
+        fn(plan, ints, floats, flat, one, out[0])
+        return out
+
+    layouts = {"(1, 784) float32": np.ascontiguousarray(x_all[:1].reshape(1, -1)),
+               "(1, 1, 28, 28) float32": np.ascontiguousarray(x_all[:1]),
+               "(1, 28, 28) uint8": np.ascontiguousarray(ds.x_test[:1])}
+    fns = {"kernel": bare, **{k: (lambda x=x: rt.logits(x)) for k, x in layouts.items()}}
+    t = time_interleaved(fns, budget_s=budget, rounds=7)
+    out = {"kernel": t["kernel"].median_us}
+    out.update({k: t[k].median_us - t["kernel"].median_us for k in layouts})
+    return out
+
+
+def ort_version() -> str:
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+def numba_version() -> str:
+    try:
+        import numba
+    except ImportError:
+        return "not installed"
+    return str(numba.__version__)
 
 
 def fmt_b(n: int) -> str:
     return f"{n / 1024:,.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):,.2f} MiB"
 
 
-def report(rows: list[dict[str, Any]], cross: list[dict[str, Any]], header: str) -> str:
+def report(rows: list[dict[str, Any]], header: str) -> str:
     out = [header, ""]
     out += ["### Size (artifact vs float32 safetensors of the same weights)", "",
             "| model | sparsity | test acc | dense | gzip of dense | fp32 | fp16 | int8 | limit 1/(1-s) |",
@@ -213,82 +245,114 @@ def report(rows: list[dict[str, Any]], cross: list[dict[str, Any]], header: str)
         out.append(f"| {r['arch']} | {r['sparsity']:.0%} | {r['test_accuracy']:.2%} | {fmt_b(d)} | "
                    f"{fmt_b(r['gzip_bytes'])} ({d / r['gzip_bytes']:.1f}x) | {' | '.join(cells)} | "
                    f"{r['limit']:.0f}x |")
-    out += ["", "### Latency, one thread (median us per call, p95 in brackets)", "",
-            "| model | sparsity | b1 artifact | b1 torch eager | b1 speed-up | b256 artifact | b256 dense numpy "
-            "| b256 speed-up | b256 torch eager | b256 vs torch | FLOP ratio | limit 1/(1-s) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["", "### Latency, one thread: the artifact against ONNX Runtime on the dense network "
+            "(median us per call; speed-up = ONNX Runtime time / artifact time)", "",
+            "| model | sparsity | input | batch | artifact (numba) | ONNX Runtime dense | **speed-up** | "
+            "artifact (numpy back-end) | PyTorch eager | dense numpy | FLOP ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for n in (1, 256):
+            a = r[f"b{n}_artifact"]
+            out.append(
+                f"| {r['arch']} | {r['sparsity']:.0%} | {r['input']} | {n} | {a:.1f} | {r[f'b{n}_ort']:.1f} | "
+                f"**{r[f'b{n}_ort'] / a:.2f}x** | {r[f'b{n}_artifact_numpy']:.1f} "
+                f"({r[f'b{n}_ort'] / r[f'b{n}_artifact_numpy']:.2f}x) | {r[f'b{n}_torch']:.1f} | "
+                f"{r[f'b{n}_numpy']:.1f} ({r['numpy_name']}) | {r['flop_ratio']:.1f}x |")
+    out += ["", "### Two threads: the artifact at threads=2 against ONNX Runtime at intra_op_num_threads=2 "
+            "(median us)", "",
+            "| model | sparsity | b1 artifact | b1 ONNX Runtime | b1 speed-up | b256 artifact | b256 ONNX Runtime "
+            "| b256 speed-up | b256 artifact 1 thread -> 2 threads |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(
-            f"| {r['arch']} | {r['sparsity']:.0%} | {r['b1_artifact']:.1f} [{r['b1_artifact_p95']:.0f}] | "
-            f"{r['b1_torch']:.1f} [{r['b1_torch_p95']:.0f}] | **{r['b1_torch'] / r['b1_artifact']:.2f}x** | "
-            f"{r['b256_artifact']:.0f} [{r['b256_artifact_p95']:.0f}] | {r['b256_numpy']:.0f} "
-            f"[{r['b256_numpy_p95']:.0f}] ({r['numpy_name']}) | **{r['b256_numpy'] / r['b256_artifact']:.2f}x** | "
-            f"{r['b256_torch']:.0f} | {r['b256_torch'] / r['b256_artifact']:.2f}x | {r['flop_ratio']:.1f}x | "
-            f"{r['limit']:.0f}x |")
+            f"| {r['arch']} | {r['sparsity']:.0%} | {r['t2_b1_artifact']:.1f} | {r['t2_b1_ort']:.1f} | "
+            f"**{r['t2_b1_ort'] / r['t2_b1_artifact']:.2f}x** | {r['t2_b256_artifact']:.0f} | {r['t2_b256_ort']:.0f} "
+            f"| **{r['t2_b256_ort'] / r['t2_b256_artifact']:.2f}x** | "
+            f"{r['b256_artifact'] / r['t2_b256_artifact']:.2f}x faster |")
+    key = next((r for r in rows if r["arch"] == "lenet-300-100" and abs(r["sparsity"] - 0.95) < 0.005), None)
+    if key and "inputs" in key:
+        inp = key["inputs"]
+        out += ["", "### Input handling at batch 1 (95% LeNet-300-100, numba back-end)", "",
+                f"The bare fused kernel call on a flat float32 vector takes {inp['kernel']:.2f} us; "
+                "each accepted layout adds (median us, same run, alternating):", "",
+                "| input | overhead |", "|---|---|"]
+        for k, v in inp.items():
+            if k != "kernel":
+                out.append(f"| {k} | {v:+.2f} us |")
     out += ["", "### Fidelity on all 10,000 MNIST test images", "",
-            "| model | sparsity | torch acc | fp32 acc | fp32 argmax = torch | fp16 acc (diff) | int8 acc (diff) |",
-            "|---|---|---|---|---|---|---|"]
+            "| model | sparsity | torch acc | fp32 acc | fp32 argmax = torch (numba / numpy back-end) | "
+            "fp16 acc (diff) | int8 acc (diff) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(
             f"| {r['arch']} | {r['sparsity']:.0%} | {r['torch_acc']:.2%} | {r['fp32_acc']:.2%} | "
-            f"{r['fp32_agree']:,} / 10,000 | {r['fp16_acc']:.2%} ({(r['fp16_acc'] - r['fp32_acc']) * 100:+.2f} pp) | "
+            f"{r['fp32_agree']:,} / {r['fp32_agree_numpy']:,} of 10,000 | "
+            f"{r['fp16_acc']:.2%} ({(r['fp16_acc'] - r['fp32_acc']) * 100:+.2f} pp) | "
             f"{r['int8_acc']:.2%} ({(r['int8_acc'] - r['fp32_acc']) * 100:+.2f} pp) |")
-    out += ["", "### Bars of issue 4 (95% LeNet-300-100; LeNet-5 at 95% reported without a bar)", ""]
-    key = next((r for r in rows if r["arch"] == "lenet-300-100" and abs(r["sparsity"] - 0.95) < 0.005), None)
+    out += ["", "### Bars of issue 12 (one thread, float32 (n, 784) input, dense network in ONNX Runtime)", ""]
+    bars: list[tuple[str, float, float, dict[str, Any]]] = []
+    for r in rows:
+        if r["arch"] == "lenet-300-100" and abs(r["sparsity"] - 0.95) < 0.005:
+            bars += [("95% LeNet-300-100, batch 1 >= 2x faster", r["b1_ort"] / r["b1_artifact"], 2, r),
+                     ("95% LeNet-300-100, batch 256 >= 3x faster", r["b256_ort"] / r["b256_artifact"], 3, r)]
+        if r["arch"] == "lenet-300-100" and abs(r["sparsity"] - 0.98) < 0.005:
+            bars.append(("98% LeNet-300-100, batch 256 >= 6x faster", r["b256_ort"] / r["b256_artifact"], 6, r))
+    for text, value, bar, r in bars:
+        out.append(f"- {text}: {value:.2f}x, {'met' if value >= bar else 'MISSED'} "
+                   f"(FLOP ratio {r['flop_ratio']:.1f}x)")
     if key:
         d = key["dense_bytes"]
-        bars = [
-            ("fp32 artifact >= 10x smaller", d / key["fp32_bytes"], 10),
-            ("fp16 artifact >= 20x smaller", d / key["fp16_bytes"], 20),
-            ("int8 artifact >= 40x smaller", d / key["int8_bytes"], 40),
-            ("b1 >= 3x faster than torch eager", key["b1_torch"] / key["b1_artifact"], 3),
-            ("b256 >= 1.5x faster than dense numpy", key["b256_numpy"] / key["b256_artifact"], 1.5),
-        ]
-        for text, value, bar in bars:
-            out.append(f"- {text}: {value:.2f}x, {'met' if value >= bar else 'MISSED'} "
-                       f"(1/(1-s) = {key['limit']:.0f}x)")
-    for r in rows:
-        agree = r["fp32_agree"] == 10000
-        close = max(abs(r["fp16_acc"] - r["fp32_acc"]), abs(r["int8_acc"] - r["fp32_acc"])) <= 0.001 + 1e-12
-        if not (agree and close):
-            out.append(f"- fidelity {r['arch']} {r['sparsity']:.0%}: fp32 agrees on {r['fp32_agree']}/10000, "
-                       f"fp16/int8 within 0.1 pp: {'yes' if close else 'NO'}")
-    if all(r["fp32_agree"] == 10000 for r in rows):
-        out.append("- fidelity: fp32 argmax equals PyTorch's on all 10,000 test images for every model: met")
-    if all(max(abs(r["fp16_acc"] - r["fp32_acc"]), abs(r["int8_acc"] - r["fp32_acc"])) <= 0.001 + 1e-12
-           for r in rows):
-        out.append("- fidelity: fp16 and int8 accuracy within 0.1 pp of fp32 for every model: met")
-    out += ["", "### Dense/CSR kernel crossover (300x784 layer, time dense / time CSR; >1 = CSR faster)", "",
-            "| width m | " + " | ".join(f"d={d:g}" for d in cross[0]["ratios"]) + " | runtime threshold |",
-            "|---|" + "---|" * (len(cross[0]["ratios"]) + 1)]
-    for c in cross:
-        out.append(f"| {c['m']} | " + " | ".join(f"{v:.2f}" for v in c["ratios"].values())
-                   + f" | dense from d={c['threshold']:g} |")
-    wide = cross[-1]["ratios"]
-    # at density d, CSR does d of the multiply-adds in 1/ratio of the time: its rate relative to BLAS
-    rate = float(np.median([d * r for d, r in wide.items()]))
-    l5 = [r for r in rows if r["arch"] == "lenet-5"]
-    out += ["", "Notes:", "",
-            f"- At width {cross[-1]['m']} scipy's CSR kernel runs at about {rate:.2f}x the multiply-add rate of "
-            "OpenBLAS's sgemm (median of d x time ratio above): the disassembly of scipy's `_sparsetools` "
-            "binary uses only 128-bit SSE registers (no ymm/zmm instructions), while OpenBLAS runs AVX-512 "
-            "kernels on this CPU. That, not the format, is why batch-256 speed-ups stay far below the FLOP "
-            "ratio; at batch 1 both kernels are memory-bound and the rest of the gap is per-call overhead.",
-            "- gzip of the dense float32 file is what generic compression of a pruned checkpoint gives; the "
-            "artifact beats it because it never stores the zeros nor their positions one by one.",
-            "- p95 latencies include pre-emption by the other jobs sharing this 2-core machine; compare medians."]
-    if l5:
-        ratios = ", ".join(f"{r['flop_ratio']:.1f}x" for r in l5)
-        out.append(f"- LeNet-5's FLOP ratio ({ratios}) is far below 1/(1-s): global magnitude pruning empties "
-                   "the large fc1 layer first while the conv weights, each used once per output pixel, stay "
-                   "denser (see the per-layer table), and dense conv layers run on BLAS.")
-    out += ["", "Per-layer density and kernel picked by the runtime (batch 1 / batch 256):", "",
-            "| model | sparsity | " + "layer: density kernel b1/b256 |", "|---|---|---|"]
+        old = {"fp32": 16.4, "fp16": 28.4, "int8": 42.5}
+        for prec in PRECISIONS:
+            v = d / key[f"{prec}_bytes"]
+            out.append(f"- 95% LeNet-300-100 {prec} size no worse than the version-1 file's {old[prec]}x: "
+                       f"{v:.1f}x, {'met' if v >= old[prec] - 0.05 else 'MISSED'}")
+    agree = all(r["fp32_agree"] == 10000 and r["fp32_agree_numpy"] == 10000 for r in rows)
+    out.append(f"- fidelity: fp32 argmax equals PyTorch's on all 10,000 test images for every model, both "
+               f"back-ends: {'met' if agree else 'MISSED'}")
+    close = all(max(abs(r["fp16_acc"] - r["fp32_acc"]), abs(r["int8_acc"] - r["fp32_acc"])) <= 0.001 + 1e-12
+                for r in rows)
+    out.append(f"- fidelity: fp16 and int8 accuracy within 0.1 pp of fp32 for every model: "
+               f"{'met' if close else 'MISSED'}")
+    out += ["", "Per-layer density and the kernel the runtime measured faster at load (batch 1 / batch 256):", "",
+            "| model | sparsity | layer: density kernel b1/b256 |", "|---|---|---|"]
     for r in rows:
         cells = ", ".join(f"{name} {dens:.1%} {r['kernels_b1'][name]}/{r['kernels_b256'][name]}"
                           for name, dens in r["densities"].items())
         out.append(f"| {r['arch']} | {r['sparsity']:.0%} | {cells} |")
+    out += ["", "Notes: how far from the FLOP limit, and why", ""] + notes(rows)
     return "\n".join(out)
+
+
+def notes(rows: list[dict[str, Any]]) -> list[str]:
+    """The closing note: each LeNet-300-100 figure against its FLOP ratio, with the measured causes."""
+    out = []
+    for r in rows:
+        if r["arch"] != "lenet-300-100":
+            continue
+        for n in (1, 256):
+            sp = r[f"b{n}_ort"] / r[f"b{n}_artifact"]
+            out.append(f"- {r['sparsity']:.0%} batch {n}: {sp:.2f}x against a FLOP ratio of {r['flop_ratio']:.1f}x "
+                       f"({sp / r['flop_ratio']:.0%} of the limit).")
+    out += [
+        "- Why batch 256 stays far below the FLOP ratio: ONNX Runtime's dense GEMM reuses each loaded input "
+        "value across a register tile of outputs and runs at a large fraction of the CPU's FMA peak; an "
+        "unstructured sparse kernel cannot reuse inputs across rows (each row has its own columns), so every "
+        "multiply-add loads one activation (from L2: the (784, 256) float32 input is 800 KB) and the kernel is "
+        "bound by that load bandwidth, not by arithmetic. On top of that the input has to be transposed to "
+        "the batch-innermost layout the kernel streams (one pass over 200k floats) - a fixed cost that does "
+        "not shrink with sparsity, which is why the 98% figure is further from its limit than the 95% one. "
+        "numba's LLVM also emits 256-bit (ymm) vectors on this AVX-512 CPU (its default tuning).",
+        "- Why batch 1 stays below: at one sample the work is a few thousand indexed loads (a gather per "
+        "stored weight, x[index]) plus a fixed cost per call - Python dispatch into the compiled kernel and "
+        "input handling (table above) - that is comparable to the arithmetic itself at 95-98% sparsity; "
+        "ONNX Runtime pays its own per-call cost too, which is part of why the ratio exceeds 2x.",
+        "- LeNet-5's FLOP ratio is far below 1/(1-s): global magnitude pruning empties the large fc1 first "
+        "while conv weights, each used once per output pixel, stay denser; the conv layers run im2col + "
+        "BLAS or the same CSR kernel, whichever measured faster, and the im2col gather and max-pooling are "
+        "fixed costs ONNX Runtime's fused conv kernels avoid.",
+        "- p95 latencies and absolute times include pre-emption by other jobs on this shared 2-core machine; "
+        "only the ratios, measured in alternating rounds in one process, compare like with like.",
+    ]
+    return out
 
 
 def write_section(text: str, results: Path) -> None:
@@ -310,6 +374,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=1.0, help="seconds of timing per batch size and model")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--only", help="measure only models whose arch-sparsity contains this, e.g. lenet-300-100-95 "
+                    "(implies --no-write)")
     args = ap.parse_args()
 
     home = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="prunelab-bench-"))
@@ -332,33 +398,33 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="prunelab-artifacts-") as tmp:
         for (arch, s), model in models.items():
-            if s == 0.0:
+            if s == 0.0 or (args.only and args.only not in f"{arch}-{round(s * 100)}"):
                 continue
             row = measure(model, ds, Path(tmp), args.budget)
             rows.append(row)
             d = row["dense_bytes"]
             log(f"{arch} {s:.0%}: fp32 {d / row['fp32_bytes']:.1f}x, fp16 {d / row['fp16_bytes']:.1f}x, "
-                f"int8 {d / row['int8_bytes']:.1f}x (gzip {d / row['gzip_bytes']:.1f}x); "
-                f"b1 {row['b1_artifact']:.1f} us vs torch {row['b1_torch']:.1f} "
-                f"({row['b1_torch'] / row['b1_artifact']:.2f}x); b256 {row['b256_artifact']:.0f} us vs "
-                f"{row['numpy_name']} {row['b256_numpy']:.0f} ({row['b256_numpy'] / row['b256_artifact']:.2f}x); "
-                f"limit {row['limit']:.0f}x; fp32 agrees {row['fp32_agree']}/10000; acc fp32/fp16/int8 "
+                f"int8 {d / row['int8_bytes']:.1f}x; b1 {row['b1_artifact']:.1f} us vs ONNX Runtime "
+                f"{row['b1_ort']:.1f} ({row['b1_ort'] / row['b1_artifact']:.2f}x); b256 {row['b256_artifact']:.0f} "
+                f"us vs {row['b256_ort']:.0f} ({row['b256_ort'] / row['b256_artifact']:.2f}x); 2 threads b256 "
+                f"{row['t2_b256_ort'] / row['t2_b256_artifact']:.2f}x; FLOP ratio {row['flop_ratio']:.1f}x; "
+                f"fp32 agrees {row['fp32_agree']}/{row['fp32_agree_numpy']} of 10000; acc fp32/fp16/int8 "
                 f"{row['fp32_acc']:.4f}/{row['fp16_acc']:.4f}/{row['int8_acc']:.4f}")
-    cross = crossover()
     header = (f"## sparse: compact artifact and torch-free runtime (`benchmarks/sparse_runtime.py`)\n\n"
               f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; one thread "
-              f"everywhere (BLAS, torch, runtime); numpy {np.__version__}, scipy {scipy.__version__}, "
-              f"torch {torch.__version__}. Dense parents trained {args.epochs} epochs on the 60k MNIST "
-              f"training set; children pruned by `prunelab.prune` (global magnitude, {'/'.join(schedules)} "
+              f"everywhere (BLAS, torch, ONNX Runtime, runtime) except the two-thread table; numpy "
+              f"{np.__version__}, scipy {scipy.__version__}, torch {torch.__version__}, onnxruntime "
+              f"{ort_version()}, numba {numba_version()}. Dense parents trained {args.epochs} epochs on the 60k "
+              f"MNIST training set; children pruned by `prunelab.prune` (global magnitude, {'/'.join(schedules)} "
               f"schedule) with "
               f"{args.finetune_epochs} fine-tune epochs. Latency contenders run in alternating rounds in one "
               f"process on real test images; `dense` sizes are the float32 safetensors of the weights. "
               f"Run time {time.perf_counter() - t_start:.0f} s"
               + (f" (the {len(REUSED)} models were trained and pruned by an earlier run with the same "
                  "settings and reused from its --store)." if REUSED else "."))
-    text = report(rows, cross, header)
+    text = report(rows, header)
     print("\n" + text)
-    if not args.no_write:
+    if not args.no_write and not args.only:
         write_section(text, Path(args.results))
         log(f"\nwrote the sparse section of {args.results}")
 

@@ -172,6 +172,28 @@ def test_kernel_choice_is_measured_and_cached(tmp_path: Path, backend: str, monk
         load(path, backend="cuda")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unread_input_features_are_skipped_exactly(tmp_path: Path, backend: str) -> None:
+    """A first layer that reads no border pixel (as after pruning on MNIST): the numba
+    back-end moves only the read features into its layout; results stay exact."""
+    spec = create_spec("lenet-300-100")
+    model = random_model(spec, density=0.05, seed=4)
+    cols = model.weights["fc1.weight"].reshape(300, 28, 28)
+    cols[:, :3] = cols[:, -3:] = cols[:, :, :3] = cols[:, :, -3:] = 0  # a 3-pixel frame nobody reads
+    path = tmp_path / "m.plsa"
+    export(model, path)
+    rt = load(path, kernel="csr", backend=backend)
+    if backend == "numba":
+        assert rt._live is not None and rt._live.size <= 22 * 22
+    x = np.random.default_rng(5).random((37, 1, 28, 28), dtype=np.float32)
+    want = torch_logits(model, x)
+    for n in (1, 2, 37):
+        np.testing.assert_allclose(rt.logits(x[:n]), want[:n], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(rt.logits((x[:n] * 255).astype(np.uint8)),
+                                   torch_logits(model, (x[:n] * 255).astype(np.uint8).astype(np.float32) / 255),
+                                   rtol=1e-4, atol=1e-5)
+
+
 def test_a_2_percent_layer_runs_csr_at_wide_batches(tmp_path: Path) -> None:
     """What the measurement must find on any machine: at 2% density and batch 256 the
     CSR kernel does 1/50 of the multiply-adds; it wins on both back-ends."""

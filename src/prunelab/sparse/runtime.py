@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -78,14 +79,6 @@ def set_blas_threads(threads: int) -> None:
     _BLAS_THREADS = threads
 
 
-def _set_numba_threads(threads: int) -> None:
-    import numba
-
-    threads = min(threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-    if numba.get_num_threads() != threads:
-        numba.set_num_threads(threads)
-
-
 # --- one weighted layer: both kernels -----------------------------------------
 
 
@@ -108,6 +101,8 @@ class WeightedOp:
     choices: dict[int, str] = field(default_factory=dict)  # matmul width -> measured kernel
     _dense: np.ndarray | None = None
     _bounds: np.ndarray | None = None
+    # (live input columns, indices renumbered into them) when the input is compacted (see Runtime._compact)
+    compact: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def nnz(self) -> int:
@@ -136,8 +131,13 @@ class WeightedOp:
         return self.choices[min(self.choices, key=lambda w: abs(math.log(w) - lm))]
 
     def matmul(self, x: np.ndarray, kernel: str, relu: bool = False) -> np.ndarray:
-        """W @ x + bias (ReLU'd when `relu`) for x (cols, m) float32 C-contiguous -> (rows, m)."""
+        """W @ x + bias (ReLU'd when `relu`) for x (cols, m) float32 C-contiguous -> (rows, m);
+        x (live columns, m) when the input was compacted (`compact`, CSR only)."""
         m = x.shape[1]
+        if self.compact is not None and x.shape[0] != self.cols:
+            y = np.empty((self.rows, m), np.float32)
+            compiled_module().csr_matmat(self.indptr, self.compact[1], self.data, self.bias, x, y, relu)
+            return y
         if kernel == "dense":
             y = self.dense() @ x
             y += self.bias[:, None]
@@ -145,16 +145,18 @@ class WeightedOp:
                 np.maximum(y, 0, out=y)
             return y
         y = np.empty((self.rows, m), np.float32)
+        parallel = self.threads > 1 and self.nnz * m >= _PARALLEL_WORK
         if self.backend == "numba":
             cm = compiled_module()
-            if self.threads > 1 and self.nnz * m >= _PARALLEL_WORK:
-                _set_numba_threads(self.threads)
-                cm.csr_matmat_blocks(self.indptr, self.indices, self.data, self.bias, x, y, relu,
-                                     self._row_bounds())
+            if parallel:
+                b = self._row_bounds()
+                args = (self.indptr, self.indices, self.data, self.bias, x, y, relu)
+                list(_pool(self.threads).map(lambda i: cm.csr_matmat_rows(*args, int(b[i]), int(b[i + 1])),
+                                             range(b.size - 1)))
             else:
                 cm.csr_matmat(self.indptr, self.indices, self.data, self.bias, x, y, relu)
             return y
-        if self.threads > 1 and self.nnz * m >= _PARALLEL_WORK:
+        if parallel:
             _scipy_parallel(self, x, y, relu)
             return y
         scipy_matmat(self.indptr, self.indices, self.data, self.bias, x, y, relu)
@@ -175,16 +177,20 @@ class WeightedOp:
                 "measured": {str(w): k for w, k in sorted(self.choices.items())}}
 
 
-def _scipy_parallel(op: WeightedOp, x: np.ndarray, y: np.ndarray, relu: bool) -> None:
-    """scipy's kernel releases the GIL: row blocks on a thread pool."""
-    from concurrent.futures import ThreadPoolExecutor
+@lru_cache(maxsize=8)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One long-lived pool per thread count (shared by all runtimes: a pool per
+    call would cost more than the work it splits)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="prunelab-sparse")
 
+
+def _scipy_parallel(op: WeightedOp, x: np.ndarray, y: np.ndarray, relu: bool) -> None:
+    """scipy's kernel releases the GIL: row blocks on the thread pool."""
     b = op._row_bounds()
-    with ThreadPoolExecutor(op.threads) as pool:
-        list(pool.map(lambda i: scipy_matmat(
-            (op.indptr[b[i]:b[i + 1] + 1] - op.indptr[b[i]]).astype(np.int32),
-            op.indices[op.indptr[b[i]]:op.indptr[b[i + 1]]], op.data[op.indptr[b[i]]:op.indptr[b[i + 1]]],
-            op.bias[b[i]:b[i + 1]], x, y[b[i]:b[i + 1]], relu), range(b.size - 1)))
+    list(_pool(op.threads).map(lambda i: scipy_matmat(
+        (op.indptr[b[i]:b[i + 1] + 1] - op.indptr[b[i]]).astype(np.int32),
+        op.indices[op.indptr[b[i]]:op.indptr[b[i + 1]]], op.data[op.indptr[b[i]]:op.indptr[b[i + 1]]],
+        op.bias[b[i]:b[i + 1]], x, y[b[i]:b[i + 1]], relu), range(b.size - 1)))
 
 
 def _weighted(layer: Layer, w: Tensor, b: Tensor | None, policy: str, backend: str, threads: int) -> WeightedOp:
@@ -254,6 +260,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 _U8 = np.dtype(np.uint8)
 _F32 = np.dtype(np.float32)
 _INV255 = np.float32(1.0 / 255.0)
+_ONE = np.float32(1.0)
 
 
 class Runtime:
@@ -295,6 +302,8 @@ class Runtime:
         if len(shape) == 3 and shape[0] == 1:
             tails.add(shape[1:])
         self._tails = tails
+        # one sample, with or without the batch axis: the batch-1 fast path of an MLP
+        self._one_shapes = tails | {(1, *t) for t in tails}
         self.chunk = self._chunk_size()
         # ops from here on see a flat feature vector (flatten/linear/relu only)
         tail = next(i for i in range(len(self.ops), -1, -1) if i == 0 or not _vector_op(self.ops[i - 1]))
@@ -316,7 +325,29 @@ class Runtime:
                 self._tail_relu.add(last)
         if kernel in ("auto", "calibrate"):
             self.measure(fresh=kernel == "calibrate")
+        self._live: np.ndarray | None = None
+        self._compact()
         self._build_plan1()
+
+    def _compact(self) -> None:
+        """When the network starts with a linear layer on the input (after a
+        flatten) that runs the compiled CSR kernel at every batch above 1,
+        and pruning left some input features unread by it (MNIST's border
+        pixels), batches bring only the read features into the
+        feature-major layout and the layer indexes them renumbered."""
+        first = next((i for i, op in enumerate(self.ops) if isinstance(op, WeightedOp)), None)
+        if (self.backend != "numba" or first is None
+                or any(op.kind != "flatten" for op in self.ops[:first] if isinstance(op, Layer))):
+            return
+        op = self.ops[first]
+        assert isinstance(op, WeightedOp)
+        if op.layer.kind != "linear" or any(op.kernel(m) != "csr" for m in (2, 1 << 20)):
+            return
+        live = np.flatnonzero(np.bincount(op.indices, minlength=op.cols))
+        if live.size > 0.97 * op.cols:
+            return  # nearly every feature is read: nothing worth skipping
+        op.compact = (live.astype(np.uint32), np.searchsorted(live, op.indices).astype(np.uint32))
+        self._live = op.compact[0]
 
     # --- batch-1 plan ----------------------------------------------------------
     def _build_plan1(self) -> None:
@@ -326,28 +357,28 @@ class Runtime:
         tail = [(i, op) for i, op in enumerate(self.ops) if i >= self._tail and isinstance(op, WeightedOp)]
         self._plan1: list[tuple[str, Any]] = []
         self._chain: tuple[Any, ...] | None = None
+        self._head_chain: tuple[Any, ...] | None = None
         if self.backend == "numba" and tail:
-            plan = np.zeros((len(tail), 8), np.int64)
-            indptr, indices, data, dense, bias = [], [], [], [], []
-            po = zo = do = bo = 0
+            plan = np.zeros((len(tail), 9), np.int64)
+            ints: list[np.ndarray] = []
+            floats: list[np.ndarray] = []
+            ni = nf = 0
             for li, (i, op) in enumerate(tail):
-                kind = 1 if op.kernel(1) == "dense" else 0
-                plan[li] = (kind, op.rows, op.cols, po, zo, do, bo, int(i in self._tail_relu))
-                indptr.append(op.indptr)
-                indices.append(op.indices)
-                data.append(op.data)
-                bias.append(op.bias)
-                po += op.rows + 1
-                zo += op.nnz
-                bo += op.rows
-                if kind:
-                    dense.append(op.dense().reshape(-1))
-                    do += op.rows * op.cols
-            cat = np.concatenate
-            self._chain = (compiled_module().chain_vec, plan, cat(indptr).astype(np.uint32),
-                           cat(indices).astype(np.uint32), cat(data).astype(np.float32),
-                           cat(dense) if dense else np.zeros(1, np.float32), cat(bias).astype(np.float32),
-                           tail[-1][1].rows)
+                kind = int(op.kernel(1) == "dense")
+                dense = op.dense().reshape(-1) if kind else np.zeros(0, np.float32)
+                plan[li] = (kind, op.rows, op.cols, ni, ni + op.rows + 1, nf, nf + op.nnz,
+                            nf + op.nnz + dense.size, int(i in self._tail_relu))
+                ints += [op.indptr, op.indices]
+                floats += [op.data, dense, op.bias]
+                ni += op.rows + 1 + op.nnz
+                nf += op.nnz + dense.size + op.rows
+            chain = (compiled_module().chain_vec, plan, np.concatenate(ints).astype(np.uint32),
+                     np.concatenate(floats).astype(np.float32), tail[-1][1].rows)
+            # _chain: the whole network is the chain (an MLP); _head_chain: the tail after conv layers
+            if self._tail == 0:
+                self._chain = chain
+            else:
+                self._head_chain = chain
             return
         for i, op in tail:
             relu = i in self._tail_relu
@@ -471,6 +502,21 @@ class Runtime:
 
     def logits(self, x: Any) -> np.ndarray:
         """(n, classes) float32 scores before softmax."""
+        chain = self._chain
+        if chain is not None and type(x) is np.ndarray and x.shape in self._one_shapes:
+            # one sample of an MLP in an accepted layout: straight into the fused kernel
+            dt = x.dtype
+            if dt is _F32 or dt == _F32:
+                fn, plan, ints, floats, classes = chain
+                out = np.empty((1, classes), np.float32)
+                fn(plan, ints, floats, x.reshape(-1), _ONE, out[0])
+                return out
+            if dt is _U8 or dt == _U8:
+                # converted first: the kernel's gather runs 4x slower on bytes than on floats (measured)
+                fn, plan, ints, floats, classes = chain
+                out = np.empty((1, classes), np.float32)
+                fn(plan, ints, floats, x.reshape(-1).astype(np.float32), _INV255, out[0])
+                return out
         x2, scale = self.prepare(x)
         n = x2.shape[0]
         if n == 1:
@@ -502,11 +548,14 @@ class Runtime:
             scale = np.float32(1.0)
         else:
             h = x2.reshape(-1)
-        if self._chain is not None:
-            fn, plan, indptr, indices, data, dense, bias, classes = self._chain
-            out = np.empty(classes, np.float32)
-            fn(plan, indptr, indices, data, dense, bias, h, scale, out)
-            return out.reshape(1, -1)
+            if h.dtype != _F32:
+                h = h.astype(np.float32)  # uint8: the kernel reads floats faster (scale applied inside)
+        chain = self._chain or self._head_chain
+        if chain is not None:
+            fn, plan, ints, floats, classes = chain
+            out = np.empty((1, classes), np.float32)
+            fn(plan, ints, floats, h, scale, out[0])
+            return out
         if h.dtype != _F32 or scale != 1:
             h = h * scale  # a new float32 array
         for kind, args in self._plan1:
@@ -524,8 +573,21 @@ class Runtime:
     def _feature_major(self, x2: np.ndarray, scale: np.float32) -> np.ndarray:
         """(n, F) sample-major input -> (F, n) float32 feature-major (a new array)."""
         if self.backend == "numba":
-            out = np.empty((x2.shape[1], x2.shape[0]), np.float32)
-            compiled_module().to_feature_major(x2, scale, out)
+            n = x2.shape[0]
+            cm = compiled_module()
+            live = self._live
+            if live is not None:
+                out = np.empty((live.size, n), np.float32)
+                fn = lambda a, o: cm.to_feature_major_cols(a, scale, live, o)  # noqa: E731
+            else:
+                out = np.empty((x2.shape[1], n), np.float32)
+                fn = lambda a, o: cm.to_feature_major(a, scale, o)  # noqa: E731
+            if self.threads > 1 and n >= 64:  # sample blocks in parallel (the kernel releases the GIL)
+                cuts = [n * i // self.threads for i in range(self.threads + 1)]
+                list(_pool(self.threads).map(lambda i: fn(x2[cuts[i]:cuts[i + 1]], out[:, cuts[i]:cuts[i + 1]]),
+                                             range(self.threads)))
+            else:
+                fn(x2, out)
             return out
         return numpy_feature_major(x2, float(scale))
 
@@ -535,7 +597,7 @@ class Runtime:
         n = x2.shape[0]
         # feature-major, batch innermost: (C, H, W, n) for images, (F, n) for vectors
         h = self._feature_major(x2, scale)
-        if len(self._shape) > 1:
+        if len(self._shape) > 1 and self._live is None:
             h = h.reshape(*self._shape, n)
         skip = False
         for i, op in enumerate(self.ops[:stop]):
@@ -567,11 +629,14 @@ class Runtime:
 def _chain_probe(op: WeightedOp, kind: str, x: np.ndarray) -> Any:
     """A one-layer fused batch-1 call of `op` with kernel `kind` (for timing)."""
     cm = compiled_module()
-    dense = op.dense().reshape(-1) if kind == "dense" else np.zeros(1, np.float32)
-    plan = np.array([[int(kind == "dense"), op.rows, op.cols, 0, 0, 0, 0, 0]], np.int64)
+    dense = op.dense().reshape(-1) if kind == "dense" else np.zeros(0, np.float32)
+    ints = np.concatenate([op.indptr, op.indices]).astype(np.uint32)
+    floats = np.concatenate([op.data, dense, op.bias]).astype(np.float32)
+    plan = np.array([[int(kind == "dense"), op.rows, op.cols, 0, op.rows + 1, 0, op.nnz, op.nnz + dense.size, 0]],
+                    np.int64)
     out = np.empty(op.rows, np.float32)
     one = np.float32(1.0)
-    return lambda: cm.chain_vec(plan, op.indptr, op.indices, op.data, dense, op.bias, x, one, out)
+    return lambda: cm.chain_vec(plan, ints, floats, x, one, out)
 
 
 def _is_relu(op: Layer | WeightedOp) -> bool:
