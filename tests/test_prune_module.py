@@ -304,8 +304,10 @@ def test_a_deep_copy_survives_finalize_of_the_original(dense, data):
         assert torch.equal(checkpoint.eval()(xt[:8]), net.eval()(xt[:8]))
 
 
-def test_a_concat_flattened_into_a_linear_is_refused_or_works():
-    """Torch-Pruning 1.6 mis-maps this pattern; prunelab's dry run must catch that and leave the module as it was."""
+def test_a_concat_flattened_into_a_linear_is_refused_and_left_unchanged():
+    """Torch-Pruning (1.6.1, the version installed) mis-maps this pattern; prunelab's dry run
+    catches that, refuses with the way out and leaves the module as it was. A Torch-Pruning that
+    follows the pattern makes this fail: then assert that the pruned module runs instead."""
 
     class CatFlat(nn.Module):
         def __init__(self) -> None:
@@ -321,13 +323,12 @@ def test_a_concat_flattened_into_a_linear_is_refused_or_works():
     net = CatFlat()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.zeros(2, 1, 28, 28)
-    try:
+    want = net(x)
+    with pytest.raises(UserError, match="unchanged: ignore= the layers that feed that pattern") as info:
         prune_module(net, 0.5, method="structured", example_input=x)
-    except UserError as exc:
-        assert "unchanged" in str(exc)
-        assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
-    else:
-        assert net(x).shape == (2, 10)
+    assert "\n" not in str(info.value)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    assert torch.equal(net(x), want) and not any(n for n, _ in net.named_buffers() if "mask" in n)
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
@@ -391,3 +392,17 @@ def test_import_prunelab_stays_torch_free_and_the_new_names_resolve():
                          env={**os.environ})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["prunelab.prune.engine.pruning", "prunelab.onnx_export"]
+
+
+def test_a_layer_emptied_by_the_global_ranking_is_warned_about():
+    torch.manual_seed(0)
+    net = ResNetish()  # untrained: fc1's 392 inputs give it the smallest initial weights
+    with pytest.warns(UserWarning, match="fc1"):
+        pruning = prune_module(net, 0.9)
+    assert not bool(pruning.masks()["fc1.weight"].any())
+    torch.manual_seed(0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prune_module(ResNetish(), 0.9, scope="layer")

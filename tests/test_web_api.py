@@ -192,7 +192,9 @@ def test_training_jobs_store_models_and_stream_progress(client: httpx.Client, tr
 
 def test_show_rename_inside_mistakes_and_test_images(client: httpx.Client, trained: dict[str, Any]) -> None:
     rec = client.get("/api/models/base").json()
-    assert rec["id"] == trained["base"] and rec["history"] and rec["children"] == []
+    assert rec["id"] == trained["base"] and rec["history"]
+    listed = client.get("/api/models").json()["models"]  # other tests may have pruned it already
+    assert sorted(rec["children"]) == sorted(m["id"] for m in listed if m["parent"] == trained["base"])
     inside = client.get(f"/api/models/{trained['base']}/inside").json()
     assert [layer["layer"] for layer in inside["layers"]] == ["fc1", "fc2", "fc3"]
     assert all(layer["sparsity"] == 0 for layer in inside["layers"])
@@ -214,6 +216,9 @@ def test_show_rename_inside_mistakes_and_test_images(client: httpx.Client, train
     r = client.patch(f"/api/models/{trained['mlp']}", json={"name": "tiny-mlp"})
     assert r.status_code == 200 and r.json()["name"] == "tiny-mlp"
     assert client.get("/api/models/tiny-mlp").json()["id"] == trained["mlp"]
+    assert client.get("/api/models/small-mlp").status_code == 404
+    r = client.patch(f"/api/models/{trained['mlp']}", json={"name": "small-mlp"})  # as the fixture made it
+    assert r.status_code == 200 and client.get("/api/models/small-mlp").json()["id"] == trained["mlp"]
 
 
 def test_predict_preprocesses_like_mnist_and_matches_the_library(
@@ -333,15 +338,21 @@ def test_cancel_running_and_queued_jobs_stores_nothing(client: httpx.Client, ser
     assert store_snapshot(server.root) == before
 
 
-def test_delete_recursive(client: httpx.Client, server: LiveServer, trained: dict[str, Any]) -> None:
-    r = client.post("/api/jobs/prune", json={"parent": "tiny-mlp", "sparsity": 0.5, "finetune_epochs": 0})
+def test_delete_recursive(client: httpx.Client, server: LiveServer) -> None:
+    # its own parent: deleting one the other tests use would make them depend on the order
+    t = wait_job(client, client.post("/api/jobs/train", json={"arch": "mlp", "hidden": [8], "epochs": 1,
+                                                               "train_limit": 300, "name": "doomed"}).json()["id"])
+    assert t["status"] == "done", t["error"]
+    parent = t["result"]["model"]
+    r = client.post("/api/jobs/prune", json={"parent": "doomed", "sparsity": 0.5, "finetune_epochs": 0})
     job = wait_job(client, r.json()["id"])
     assert job["status"] == "done", job["error"]
-    r = client.delete("/api/models/tiny-mlp?recursive=true")
+    r = client.delete("/api/models/doomed?recursive=true")
     assert r.status_code == 200
-    assert set(r.json()["removed"]) == {trained["mlp"], job["result"]["model"]}
-    assert client.get("/api/models/tiny-mlp").status_code == 404
-    assert not (server.root / "models" / f"{trained['mlp']}.safetensors").exists()
+    assert set(r.json()["removed"]) == {parent, job["result"]["model"]}
+    assert client.get("/api/models/doomed").status_code == 404
+    assert client.get(f"/api/models/{job['result']['model']}").status_code == 404
+    assert not (server.root / "models" / f"{parent}.safetensors").exists()
 
 
 # --- data pruning ------------------------------------------------------------------------
