@@ -129,6 +129,34 @@ def to_feature_major_cols(x, scale, cols, out):  # type: ignore[no-untyped-def]
 
 
 @_jit
+def chain_mat(plan, ints, floats, x, scale, live, out):  # type: ignore[no-untyped-def]
+    """A batch through a chain of CSR linear (+ReLU) layers in one call: the
+    input (n, F) float32/uint8 (any strides) is brought feature-major (only
+    the `live` features when live.size > 0: the first layer's indices then
+    number those), every layer runs `_rows`, and the last layer's (rows, n)
+    result is written to out (n, rows). plan/ints/floats as in chain_vec
+    (kind must be 0, CSR)."""
+    n = x.shape[0]
+    if live.size:
+        h = np.empty((live.size, n), np.float32)
+        to_feature_major_cols(x, scale, live, h)
+    else:
+        h = np.empty((x.shape[1], n), np.float32)
+        to_feature_major(x, scale, h)
+    for li in range(plan.shape[0]):
+        rows = plan[li, 1]
+        ptr = ints[plan[li, 3]:plan[li, 3] + rows + 1]
+        nnz = uint64(ptr[rows])
+        y = np.empty((rows, n), np.float32)
+        _rows(ptr, ints[plan[li, 4]:plan[li, 4] + nnz], floats[plan[li, 5]:plan[li, 5] + nnz],
+              floats[plan[li, 7]:plan[li, 7] + rows], h, y, plan[li, 8] != 0, 0, rows)
+        h = y
+    for r in range(h.shape[0]):
+        for s in range(n):
+            out[s, r] = h[r, s]
+
+
+@_jit
 def chain_vec(plan, ints, floats, x, scale, out):  # type: ignore[no-untyped-def]
     """One sample through a chain of linear (+ReLU) layers in one call.
 
@@ -200,5 +228,7 @@ def warm_up() -> None:
         to_feature_major_cols(np.ones((2, 1), dtype), np.float32(1.0), np.zeros(1, np.uint32),
                               np.empty((1, 2), np.float32))
         plan = np.array([[0, 1, 1, 0, 2, 0, 0, 1, 1]], np.int64)
-        chain_vec(plan, np.array([0, 1, 0], np.uint32), np.array([1.0, 0.0], np.float32), np.ones(1, dtype),
-                  np.float32(1.0), np.empty(1, np.float32))
+        ints, floats = np.array([0, 1, 0], np.uint32), np.array([1.0, 0.0], np.float32)
+        chain_vec(plan, ints, floats, np.ones(1, dtype), np.float32(1.0), np.empty(1, np.float32))
+        for live in (np.zeros(0, np.uint32), np.zeros(1, np.uint32)):
+            chain_mat(plan, ints, floats, np.ones((2, 1), dtype), np.float32(1.0), live, np.empty((2, 1), np.float32))

@@ -328,6 +328,7 @@ class Runtime:
         self._live: np.ndarray | None = None
         self._compact()
         self._build_plan1()
+        self._wide = self._build_wide()
 
     def _compact(self) -> None:
         """When the network starts with a linear layer on the input (after a
@@ -348,6 +349,31 @@ class Runtime:
             return  # nearly every feature is read: nothing worth skipping
         op.compact = (live.astype(np.uint32), np.searchsorted(live, op.indices).astype(np.uint32))
         self._live = op.compact[0]
+
+    def _build_wide(self) -> tuple[Any, ...] | None:
+        """For an MLP whose every layer runs the compiled CSR kernel at batches
+        above 1: (chain_mat, plan, ints, floats, live) to run a whole chunk in
+        one call (layout change, all layers, output) - no Python between layers."""
+        ops = self.weighted()
+        if self.backend != "numba" or self._tail != 0 or not ops:
+            return None
+        if any(op.kernel(m) != "csr" for op in ops for m in (2, self.chunk)):
+            return None
+        plan = np.zeros((len(ops), 9), np.int64)
+        ints: list[np.ndarray] = []
+        floats: list[np.ndarray] = []
+        ni = nf = 0
+        for li, op in enumerate(ops):
+            i = self.ops.index(op)
+            indices = op.compact[1] if op.compact is not None else op.indices
+            plan[li] = (0, op.rows, op.cols, ni, ni + op.rows + 1, nf, 0, nf + op.nnz, int(i in self._tail_relu))
+            ints += [op.indptr, indices]
+            floats += [op.data, op.bias]
+            ni += op.rows + 1 + op.nnz
+            nf += op.nnz + op.rows
+        live = self._live if self._live is not None else np.zeros(0, np.uint32)
+        return (compiled_module().chain_mat, plan, np.concatenate(ints).astype(np.uint32),
+                np.concatenate(floats).astype(np.float32), live)
 
     # --- batch-1 plan ----------------------------------------------------------
     def _build_plan1(self) -> None:
@@ -525,11 +551,30 @@ class Runtime:
             set_blas_threads(self.threads)
         if n == 0:  # an empty batch has empty scores
             return np.zeros((0, self.spec.classes), np.float32)
+        if self._wide is not None:
+            return self._run_wide(x2, scale)
         if n <= self.chunk:
             return self._forward(x2, scale)
         out = np.empty((n, self.spec.classes), np.float32)
         for i in range(0, n, self.chunk):
             out[i:i + self.chunk] = self._forward(x2[i:i + self.chunk], scale)
+        return out
+
+    def _run_wide(self, x2: np.ndarray, scale: np.float32) -> np.ndarray:
+        """A batch of an all-CSR MLP: one compiled call per chunk; with threads > 1
+        the samples are split into one block per thread (each a full forward)."""
+        fn, plan, ints, floats, live = self._wide  # type: ignore[misc]
+        n = x2.shape[0]
+        out = np.empty((n, self.spec.classes), np.float32)
+        step = self.chunk
+        if self.threads > 1 and n >= 64:
+            step = min(step, -(-n // self.threads))
+            blocks = range(0, n, step)
+            list(_pool(self.threads).map(lambda i: fn(plan, ints, floats, x2[i:i + step], scale, live,
+                                                      out[i:i + step]), blocks))
+            return out
+        for i in range(0, n, step):
+            fn(plan, ints, floats, x2[i:i + step], scale, live, out[i:i + step])
         return out
 
     def predict_proba(self, x: Any) -> np.ndarray:
