@@ -245,6 +245,30 @@ def test_grouped_splits_never_put_a_group_on_both_sides() -> None:
         assert len(train) + len(test) == len(X)
 
 
+def test_decide_walks_down_until_the_first_failing_fraction() -> None:
+    from prunelab.select.search import Cell, SearchSettings, decide
+
+    settings = SearchSettings(fractions=(0.5, 0.3, 0.1), strategies=("random", "condense"))
+    full = [0.80, 0.82, 0.81]
+    grid = [0.5, 0.3, 0.1]
+    cells = [Cell("random", 0.5, (0.80, 0.82, 0.80)), Cell("condense", 0.5, (0.80, 0.82, 0.81)),
+             Cell("random", 0.3, (0.70, 0.72, 0.71)), Cell("condense", 0.3, (0.75, 0.76, 0.74)),
+             # 10% passes again: noise of the folds after a failing fraction, not taken
+             Cell("random", 0.1, (0.80, 0.82, 0.81)), Cell("condense", 0.1, (0.70, 0.70, 0.70))]
+    strategy, fraction, reason = decide(full, cells, [0.5], grid, None, settings, "accuracy")
+    assert (strategy, fraction) == ("condense", 0.5)  # at 50% condense loses nothing, random 0.3 pp
+    assert "at 30% the best (condense 0.7500) was not" in reason
+    # a fraction the time budget cut short is not a failure, and the reason says so
+    strategy, fraction, reason = decide(full, cells[:3], [0.5], grid, None, settings, "accuracy", complete={0.5})
+    assert (strategy, fraction) == ("condense", 0.5) and "30% was not measured for every strategy" in reason
+    # a budget: only the best strategy at that fraction
+    strategy, fraction, reason = decide(full, cells[2:4], [], [0.3], 0.3, settings, "accuracy")
+    assert (strategy, fraction) == ("condense", 0.3) and "next random 0.7100" in reason
+    # nothing within tolerance at the largest fraction: keep everything
+    strategy, fraction, reason = decide(full, cells[2:4], [], [0.3], None, settings, "accuracy")
+    assert strategy is None and fraction == 1.0 and "kept everything" in reason
+
+
 def test_auto_without_labels_or_rows_to_hold_out_keeps_everything() -> None:
     X, _, _ = repeats_store(10)
     sel = prunelab.select(X)

@@ -46,11 +46,13 @@ def select(X: Any, y: Any = None, keep: float | None = None, *, keep_count: int 
     X: (n, d) numeric features (more dims are flattened). y: class labels (n,), a regression
     target (n,) or (n, t), or None. keep: fraction in (0, 1] or keep_count: exact number; the
     result has exactly that many samples unless a floor raises it (min_keep, one per class;
-    reported). strategy: one of `list_strategies()`; `auto` (default) measures the data and
-    picks a strategy and, when neither keep nor keep_count is given, a fraction. Other strategies
-    default to keep=0.3. timestamps (n,) feed recency, scores (n,) feed quality (importance).
-    params: strategy options (e.g. n_clusters=16 for cluster). Raises UserError (a ValueError)
-    on bad input.
+    reported). strategy: one of `list_strategies()`; `auto` (default) measures every plain
+    strategy on held-out folds with the downstream model (k-NN by default) and picks the
+    strategy and, when neither keep nor keep_count is given, the smallest fraction within
+    `tolerance` of the full store (see `AutoSelector`). Other strategies default to keep=0.3.
+    timestamps (n,) feed recency, scores (n,) feed quality (importance). params: strategy
+    options (e.g. n_clusters=16 for cluster; tolerance=0.005, n_neighbors=3, estimator=...,
+    max_seconds=30 for auto). Raises UserError (a ValueError) on bad input.
     """
     if strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")

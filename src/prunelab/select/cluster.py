@@ -49,9 +49,6 @@ class ClusterSelector(BaseSelector):
         ctx.clusters += int(len(np.unique(labels)))
         return labels, dist, k
 
-    def _spread(self) -> float:
-        return float(self.spread)
-
     def _pick(self, ctx: Context, idx: np.ndarray, quota: int) -> tuple[np.ndarray, np.ndarray]:
         if quota >= len(idx):
             return idx, np.ones(len(idx))
@@ -67,7 +64,7 @@ class ClusterSelector(BaseSelector):
             q = int(quotas[c])
             if q == 0:
                 continue
-            near = min(q, int(math.ceil(q * (1.0 - self._spread()))))
+            near = min(q, int(math.ceil(q * (1.0 - self.spread))))
             rest = members[near:]
             picks = [members[:near]]
             if q > near:

@@ -308,13 +308,16 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
                 break
         cells += at_f
         previous = (counts, at_f)
+        if len(at_f) < len(settings.strategies):  # the time budget cut this fraction short
+            break
         if given is None:
-            if not at_f or max(c.lower(tuple(full)) for c in at_f) < -settings.tolerance:
+            if max(c.lower(tuple(full)) for c in at_f) < -settings.tolerance:
                 break
             reached.append(frac)
         if stopped:
             break
-    strategy, fraction, reason = decide(full, cells, reached, grid, given, settings, metric)
+    complete = {f for f in grid if sum(c.fraction == f for c in cells) == len(settings.strategies)}
+    strategy, fraction, reason = decide(full, cells, reached, grid, given, settings, metric, complete)
     if stopped:
         reason += (f"; the time budget (max_seconds={settings.max_seconds:g}) ran out after "
                    f"{fits['selector']} selector fits, so the rest of the grid was not measured")
@@ -326,8 +329,11 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
 
 
 def decide(full: list[float], cells: list[Cell], reached: list[float], grid: list[float], given: float | None,
-           settings: SearchSettings, metric: str) -> tuple[str | None, float | None, str]:
-    """(strategy or None, fraction or None, one-sentence reason) from what was measured."""
+           settings: SearchSettings, metric: str,
+           complete: set[float] | None = None) -> tuple[str | None, float | None, str]:
+    """(strategy or None, fraction or None, one-sentence reason) from what was measured;
+    `complete`: fractions where every strategy was measured (default: all with a cell)."""
+    complete = {c.fraction for c in cells} if complete is None else complete
     folds = f"{len(full)} held-out folds of " + ("random rows" if settings.holdout == "rows" else "whole groups")
     if not full:
         return None, None, "the full store could not be scored within the time budget: nothing was measured"
@@ -343,10 +349,14 @@ def decide(full: list[float], cells: list[Cell], reached: list[float], grid: lis
         top = best(given, key=lambda c: c.mean)
         if top is None:
             return None, given, f"no strategy could be measured at {given:.0%}"
+        partial = "" if given in complete else " (not every strategy was measured)"
         others = sorted((c for c in cells if c.fraction == given and c is not top), key=lambda c: -c.mean)
         runner = f"; next {others[0].strategy} {others[0].mean:.4f}" if others else ""
         return (top.strategy, given, f"at the requested {given:.0%}, {top.strategy} scored best "
-                f"({top.mean:.4f} {metric} against {ref:.4f} for the full store, mean of {folds}{runner})")
+                f"({top.mean:.4f} {metric} against {ref:.4f} for the full store, mean of {folds}{runner}){partial}")
+    if not reached and grid and grid[0] not in complete:
+        return (None, 1.0, f"the time budget ran out before every strategy was measured at {grid[0]:.0%} "
+                f"(full store {ref:.4f} {metric}, mean of {folds}): kept everything")
     if not reached:
         first = grid[0] if grid else None
         top = best(first) if first is not None else None
@@ -361,7 +371,8 @@ def decide(full: list[float], cells: list[Cell], reached: list[float], grid: lis
     if smaller:
         nxt = best(smaller[0])
         why_stop = (f"and at {smaller[0]:.0%} the best ({nxt.strategy} {nxt.mean:.4f}) was not"
-                    if nxt is not None else f"and {smaller[0]:.0%} was not measured")
+                    if nxt is not None and smaller[0] in complete
+                    else f"and {smaller[0]:.0%} was not measured for every strategy")
     else:
         why_stop = "the smallest fraction tried"
     vs, se = top.versus(tuple(full))
