@@ -91,13 +91,6 @@ def csr_matmat(indptr, indices, data, bias, x, y, relu):  # type: ignore[no-unty
 
 
 @_jit
-def csr_matmat_rows(indptr, indices, data, bias, x, y, relu, r0, r1):  # type: ignore[no-untyped-def]
-    """Rows r0..r1 of csr_matmat: one block per thread of a thread pool (the
-    kernels release the GIL), so no OpenMP/TBB pool spins beside BLAS's."""
-    _rows(indptr, indices, data, bias, x, y, relu, r0, r1)
-
-
-@_jit
 def to_feature_major(x, scale, out):  # type: ignore[no-untyped-def]
     """out (F, n) float32 = x (n, F) * scale, for float32 or uint8 x: the
     layout change and the uint8 scaling in one pass, 16 samples at a time so
@@ -222,7 +215,6 @@ def warm_up() -> None:
     x = np.ones((1, 2), np.float32)
     y = np.empty((1, 2), np.float32)
     csr_matmat(indptr, indices, data, bias, x, y, True)
-    csr_matmat_rows(indptr, indices, data, bias, x, y, True, 0, 1)
     for dtype in (np.float32, np.uint8):
         to_feature_major(np.ones((2, 1), dtype), np.float32(1.0), np.empty((1, 2), np.float32))
         to_feature_major_cols(np.ones((2, 1), dtype), np.float32(1.0), np.zeros(1, np.uint32),

@@ -51,10 +51,8 @@ PROBE_BATCHES = (1, 16, 256)
 # Largest intermediate (im2col columns) per chunk of samples: small enough to
 # stay in cache, so the CSR kernel's row-by-row reads of X do not go to RAM.
 _CHUNK_BYTES = 2 << 20
-# Below this many multiply-adds a parallel split costs more than it saves.
-_PARALLEL_WORK = 1 << 18
-# (backend, threads, rows, cols, nnz, width) -> 'dense' | 'csr', measured once per process
-_CHOICE_CACHE: dict[tuple[str, int, int, int, int, int], str] = {}
+# (backend, rows, cols, nnz, width) -> 'dense' | 'csr', measured once per process
+_CHOICE_CACHE: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def list_kernels() -> list[str]:
@@ -65,7 +63,7 @@ _BLAS_THREADS: int | None = None
 
 
 def set_blas_threads(threads: int) -> None:
-    """Limit numpy's BLAS pool (and numba's) to `threads` (process-wide;
+    """Limit numpy's BLAS pool to `threads` (process-wide;
     cached so it costs nothing per call once set)."""
     global _BLAS_THREADS
     if threads == _BLAS_THREADS:
@@ -96,11 +94,9 @@ class WeightedOp:
     encoding: str
     nbytes: int
     backend: str = "numpy"
-    threads: int = 1
     policy: str = "auto"
     choices: dict[int, str] = field(default_factory=dict)  # matmul width -> measured kernel
     _dense: np.ndarray | None = None
-    _bounds: np.ndarray | None = None
     # (live input columns, indices renumbered into them) when the input is compacted (see Runtime._compact)
     compact: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -145,30 +141,11 @@ class WeightedOp:
                 np.maximum(y, 0, out=y)
             return y
         y = np.empty((self.rows, m), np.float32)
-        parallel = self.threads > 1 and self.nnz * m >= _PARALLEL_WORK
         if self.backend == "numba":
-            cm = compiled_module()
-            if parallel:
-                b = self._row_bounds()
-                args = (self.indptr, self.indices, self.data, self.bias, x, y, relu)
-                list(_pool(self.threads).map(lambda i: cm.csr_matmat_rows(*args, int(b[i]), int(b[i + 1])),
-                                             range(b.size - 1)))
-            else:
-                cm.csr_matmat(self.indptr, self.indices, self.data, self.bias, x, y, relu)
-            return y
-        if parallel:
-            _scipy_parallel(self, x, y, relu)
-            return y
-        scipy_matmat(self.indptr, self.indices, self.data, self.bias, x, y, relu)
+            compiled_module().csr_matmat(self.indptr, self.indices, self.data, self.bias, x, y, relu)
+        else:
+            scipy_matmat(self.indptr, self.indices, self.data, self.bias, x, y, relu)
         return y
-
-    def _row_bounds(self) -> np.ndarray:
-        """Row cuts into `threads` blocks of about equal stored weights."""
-        if self._bounds is None:
-            cuts = np.searchsorted(self.indptr, np.linspace(0, self.nnz, self.threads + 1)[1:-1])
-            self._bounds = np.array([0, *sorted({int(c) for c in cuts if 0 < c < self.rows}), self.rows],
-                                    np.int64)
-        return self._bounds
 
     def describe(self) -> dict[str, Any]:
         return {"layer": self.layer.name, "kind": self.layer.kind, "shape": [self.rows, self.cols],
@@ -184,16 +161,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="prunelab-sparse")
 
 
-def _scipy_parallel(op: WeightedOp, x: np.ndarray, y: np.ndarray, relu: bool) -> None:
-    """scipy's kernel releases the GIL: row blocks on the thread pool."""
-    b = op._row_bounds()
-    list(_pool(op.threads).map(lambda i: scipy_matmat(
-        (op.indptr[b[i]:b[i + 1] + 1] - op.indptr[b[i]]).astype(np.int32),
-        op.indices[op.indptr[b[i]]:op.indptr[b[i + 1]]], op.data[op.indptr[b[i]]:op.indptr[b[i + 1]]],
-        op.bias[b[i]:b[i + 1]], x, y[b[i]:b[i + 1]], relu), range(b.size - 1)))
-
-
-def _weighted(layer: Layer, w: Tensor, b: Tensor | None, policy: str, backend: str, threads: int) -> WeightedOp:
+def _weighted(layer: Layer, w: Tensor, b: Tensor | None, policy: str, backend: str) -> WeightedOp:
     indptr, indices, data = w.to_csr()
     if backend == "numba":  # the compiled kernels index with unsigned ints (see compiled.py)
         indptr, indices = indptr.astype(np.uint32), indices.astype(np.uint32)
@@ -201,7 +169,7 @@ def _weighted(layer: Layer, w: Tensor, b: Tensor | None, policy: str, backend: s
     cols = w.size // max(rows, 1)
     bias = b.to_dense().astype(np.float32) if b is not None else np.zeros(rows, np.float32)
     nbytes = w.nbytes + (b.nbytes if b is not None else 0)
-    return WeightedOp(layer, rows, cols, indptr, indices, data, bias, w.encoding, nbytes, backend, threads, policy)
+    return WeightedOp(layer, rows, cols, indptr, indices, data, bias, w.encoding, nbytes, backend, policy)
 
 
 # --- layer functions on feature-major activations ------------------------------
@@ -269,8 +237,10 @@ class Runtime:
     kernel: 'auto' (per layer and batch, the kernel measured faster at load,
     cached per process), 'calibrate' (measure again now, ignoring the cache),
     or force 'dense' / 'csr' everywhere. backend: 'auto' (numba when
-    installed), 'numba' or 'numpy'. threads: BLAS threads and row blocks of
-    the CSR kernel.
+    installed), 'numba' or 'numpy'. threads: a batch of at least 32 samples
+    per thread is split into that many blocks of samples, each run as a whole
+    single-threaded forward on its own thread (BLAS is kept at one thread, so
+    nothing nests); batch 1 always runs on the calling thread.
     """
 
     def __init__(self, artifact: Artifact, kernel: str = "auto", threads: int = 1, backend: str = "auto") -> None:
@@ -291,7 +261,7 @@ class Runtime:
         for layer in self.spec.layers:
             if layer.has_weights:
                 self.ops.append(_weighted(layer, t[f"{layer.name}.weight"], t.get(f"{layer.name}.bias"),
-                                          kernel, self.backend, threads))
+                                          kernel, self.backend))
             else:
                 self.ops.append(layer)
         shape = tuple(self.spec.input_shape)
@@ -460,17 +430,17 @@ class Runtime:
         """Time dense vs CSR for every weighted layer at the matmul widths of
         PROBE_BATCHES (capped at the chunk) on random inputs and keep the
         faster (best of `repeats`) per layer and width. Results are cached per
-        process by (back-end, threads, layer size, nnz, width); `fresh`
+        process by (back-end, layer size, nnz, width); `fresh`
         measures again. Returns {layer: {width: kernel}}."""
         rng = np.random.default_rng(0)
-        set_blas_threads(self.threads)
+        set_blas_threads(1)  # each thread runs its block of samples with one BLAS thread
         for op in self.weighted():
             op.choices = {}
         for batch in sorted({min(b, self.chunk) for b in PROBE_BATCHES}):
             widths = self._widths(batch)
             for op in self.weighted():
                 m = widths[op.layer.name]
-                key = (self.backend, self.threads, op.rows, op.cols, op.nnz, m)
+                key = (self.backend, op.rows, op.cols, op.nnz, m)
                 if fresh or key not in _CHOICE_CACHE:
                     _CHOICE_CACHE[key] = self._time_kernels(op, m, rng, repeats)
                 op.choices[m] = _CHOICE_CACHE[key]
@@ -547,34 +517,37 @@ class Runtime:
         n = x2.shape[0]
         if n == 1:
             return self._forward1(x2, scale)
-        if self.threads != _BLAS_THREADS:
-            set_blas_threads(self.threads)
         if n == 0:  # an empty batch has empty scores
             return np.zeros((0, self.spec.classes), np.float32)
-        if self._wide is not None:
-            return self._run_wide(x2, scale)
+        if _BLAS_THREADS != 1:
+            set_blas_threads(1)  # parallelism is ours (sample blocks), never nested inside BLAS
+        if self.threads > 1 and n >= 32 * self.threads:
+            # one block of samples per thread, each a whole single-threaded forward (the
+            # compiled kernels, scipy's kernel and BLAS all release the GIL)
+            out = np.empty((n, self.spec.classes), np.float32)
+            cuts = [n * i // self.threads for i in range(self.threads + 1)]
+
+            def block(i: int) -> None:
+                out[cuts[i]:cuts[i + 1]] = self._logits_one_thread(x2[cuts[i]:cuts[i + 1]], scale)
+
+            list(_pool(self.threads).map(block, range(self.threads)))
+            return out
+        return self._logits_one_thread(x2, scale)
+
+    def _logits_one_thread(self, x2: np.ndarray, scale: np.float32) -> np.ndarray:
+        """(n, classes) for n >= 1 samples, in chunks, on the calling thread."""
+        n = x2.shape[0]
+        if self._wide is not None:  # an all-CSR MLP: one compiled call per chunk
+            fn, plan, ints, floats, live = self._wide
+            out = np.empty((n, self.spec.classes), np.float32)
+            for i in range(0, n, self.chunk):
+                fn(plan, ints, floats, x2[i:i + self.chunk], scale, live, out[i:i + self.chunk])
+            return out
         if n <= self.chunk:
             return self._forward(x2, scale)
         out = np.empty((n, self.spec.classes), np.float32)
         for i in range(0, n, self.chunk):
             out[i:i + self.chunk] = self._forward(x2[i:i + self.chunk], scale)
-        return out
-
-    def _run_wide(self, x2: np.ndarray, scale: np.float32) -> np.ndarray:
-        """A batch of an all-CSR MLP: one compiled call per chunk; with threads > 1
-        the samples are split into one block per thread (each a full forward)."""
-        fn, plan, ints, floats, live = self._wide  # type: ignore[misc]
-        n = x2.shape[0]
-        out = np.empty((n, self.spec.classes), np.float32)
-        step = self.chunk
-        if self.threads > 1 and n >= 64:
-            step = min(step, -(-n // self.threads))
-            blocks = range(0, n, step)
-            list(_pool(self.threads).map(lambda i: fn(plan, ints, floats, x2[i:i + step], scale, live,
-                                                      out[i:i + step]), blocks))
-            return out
-        for i in range(0, n, step):
-            fn(plan, ints, floats, x2[i:i + step], scale, live, out[i:i + step])
         return out
 
     def predict_proba(self, x: Any) -> np.ndarray:
@@ -627,12 +600,7 @@ class Runtime:
             else:
                 out = np.empty((x2.shape[1], n), np.float32)
                 fn = lambda a, o: cm.to_feature_major(a, scale, o)  # noqa: E731
-            if self.threads > 1 and n >= 64:  # sample blocks in parallel (the kernel releases the GIL)
-                cuts = [n * i // self.threads for i in range(self.threads + 1)]
-                list(_pool(self.threads).map(lambda i: fn(x2[cuts[i]:cuts[i + 1]], out[:, cuts[i]:cuts[i + 1]]),
-                                             range(self.threads)))
-            else:
-                fn(x2, out)
+            fn(x2, out)
             return out
         return numpy_feature_major(x2, float(scale))
 
