@@ -237,20 +237,24 @@ def test_sensitivity_cli_table_plot_budget(tmp_path: Path, prunelab_home: Path) 
                               "--sparsities", "0.5", "--limit", "100"), "does not exist")
 
 
-def test_sensitivity_says_which_split_it_read(prunelab_home: Path) -> None:
+def test_sensitivity_says_which_split_it_read(prunelab_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The human output names the split and its size; a parent trained without a validation
-    split (it saw every image) gets a warning, in the text and as seen_in_training."""
+    split (it saw every image) gets a warning, in the text and as seen_in_training.
+    (In-process CLI: the subprocess round trip is covered by the test above.)"""
+    from prunelab.cli import main
+
     held_out = _bad_input_parent(prunelab_home)
-    out = run_cli("sensitivity", held_out, "--sparsities", "0.5", check=True).stdout  # 300 images, 1/12 held out
+    main(["sensitivity", held_out, "--sparsities", "0.5", "--threads", "1"])  # 300 images, 1/12 held out
+    out = capsys.readouterr().out
     assert "measured on the validation split, 25 images (held out of the parent's training)" in out, out
     assert "warning" not in out and "test accuracy" not in out
     prunelab.train(arch="lenet-300-100", epochs=1, train_limit=300, val_fraction=0.0, threads=1, store=Store(),
                    name="saw-all")
-    out = run_cli("sensitivity", "saw-all", "--sparsities", "0.5", check=True).stdout
+    main(["sensitivity", "saw-all", "--sparsities", "0.5", "--threads", "1"])
+    out = capsys.readouterr().out
     assert "measured on the validation split, 25 images (warning: the parent was trained without" in out, out
-    from prunelab.prune.sensitivity import sensitivity
-
-    seen = sensitivity("saw-all", (0.5,), threads=1).evaluated_on  # the --json object carries the same dict
+    main(["sensitivity", "saw-all", "--sparsities", "0.5", "--threads", "1", "--json"])
+    seen = json.loads(capsys.readouterr().out)["evaluated_on"]
     assert seen == {"dataset": "mnist", "split": "validation", "count": 25, "seen_in_training": True}
 
 
