@@ -277,6 +277,11 @@ def test_auto_without_labels_or_rows_to_hold_out_keeps_everything() -> None:
     assert len(sel) == 150 and sel.report.strategy == "auto:random"
     one = prunelab.select(X[:1], np.array([1]))
     assert len(one) == 1
+    X, y, _ = repeats_store(11, repeats=8)  # 96 rows: one held-out row is more than 1 pp
+    sel = prunelab.select(X, y)
+    assert len(sel) == 96 and "fewer than 1 / tolerance = 100" in sel.report.decisions["reason"]
+    assert sel.report.decisions["search"]["cost"]["selector_fits"] == 0
+    assert prunelab.select(X, y, tolerance=0.05, **FAST).report.decisions["search"]["cost"]["selector_fits"] > 0
 
 
 def test_condense_matches_imblearn_enn_edits() -> None:

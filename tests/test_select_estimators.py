@@ -15,13 +15,14 @@ from prunelab.select import AutoSelector, ClusterSelector, CondenseSelector, get
 
 
 def _instances() -> list[BaseEstimator]:
-    """One instance per registered strategy. `auto` searches a one-fraction grid on two folds:
+    """One instance per registered strategy. `auto` searches a one-fraction grid on two folds
+    (tolerance 0.1, so stores of 10 rows and more are searched):
     the same code path as its defaults (search, decide, apply), cheap enough for the ~45 fits
     each check makes."""
     out = []
     for name in list_strategies():
         if name == "auto":
-            out.append(AutoSelector(fractions=(0.5,), folds=2, repeats=1, max_seconds=30.0))
+            out.append(AutoSelector(fractions=(0.5,), folds=2, repeats=1, max_seconds=30.0, tolerance=0.1))
         else:
             out.append(get_selector(name))
     return out

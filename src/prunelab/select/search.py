@@ -34,6 +34,8 @@ On the store it is given (or a stratified sample of at most `max_rows` rows of i
    fails ends the walk (a smaller fraction passing after a failing one is treated as noise of
    the folds, not searched for). With a budget: the strategy with the best mean score at that
    fraction. Ties go to the earlier strategy in the registry.
+   A store with fewer rows than 1 / `tolerance` (100 at 1 pp) is not searched without a
+   budget: one held-out row moves an accuracy by more than the tolerance, so everything is kept.
 5. **Cost.** The search stops when `max_seconds` have passed (checked before every fit) and
    decides on what it measured; the report records seconds, fits and whether it stopped.
 """
@@ -259,6 +261,14 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
                             reason=f"{len(rows)} rows ({n_groups} groups of near duplicates) "
                             "are too few to hold out a part, so nothing was measured", settings=described,
                             seconds=time.perf_counter() - t0)
+    if given is None and settings.tolerance > 0 and len(rows) * settings.tolerance < 1:
+        # each repeat holds out every row once: with fewer than 1 / tolerance rows, one held-out
+        # row moves an accuracy by more than the tolerance, so "within tolerance" cannot be shown
+        return SearchResult(strategy=None, fraction=1.0, metric=metric, estimator=repr(est), rows=len(rows),
+                            groups=n_groups, largest_group=largest, splits=len(splits), settings=described,
+                            reason=f"{len(rows)} rows are fewer than 1 / tolerance = {1 / settings.tolerance:g}: one "
+                            f"held-out row moves the score by more than {settings.tolerance:g}, so a loss within "
+                            "tolerance cannot be measured: kept everything", seconds=time.perf_counter() - t0)
 
     classes = task == "classification"
     fits = {"selector": 0, "estimator": 0}
