@@ -340,18 +340,27 @@ def main() -> None:
     args = ap.parse_args()
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
-        done = [set(p["done_seeds"]) for p in parts]
-        seeds = sorted(set.intersection(*done))
-        if any(d != set(seeds) for d in done):
-            print(f"merging the seeds every part completed: {seeds}")
+        # parts may split the families and the seeds; a seed counts when every family has it
+        done: dict[str, set[int]] = defaultdict(set)
+        for p in parts:
+            for fam in p["families"].split(","):
+                done[fam] |= set(p["done_seeds"])
+        seeds = sorted(set.intersection(*done.values()))
+        print(f"merging seeds {seeds} (done per family: { {f: sorted(d) for f, d in done.items()} })")
         cmd = " & ".join(f"OMP_NUM_THREADS=1 python benchmarks/select_peers.py --families {p['families']} "
-                         f"--seeds {len(p['seeds'])} --first-seed {p['seeds'][0]} --save part{i}.json"
-                         for i, p in enumerate(parts)) + " ; python benchmarks/select_peers.py --merge " + \
-            " ".join(f"part{i}.json" for i in range(len(parts)))
-        minutes = max(p["minutes"] for p in parts)
+                         f"--seeds {len(p['done_seeds'])} --first-seed {min(p['done_seeds'], default=0)} "
+                         f"--save part{i}.json" for i, p in enumerate(parts)) + \
+            " ; python benchmarks/select_peers.py --merge " + " ".join(f"part{i}.json" for i in range(len(parts)))
+        minutes = sum(p["minutes"] for p in parts)
         quick = any(p["quick"] for p in parts)
-        res: dict[str, Any] = {k: [r for p in parts for r in p[k] if r["seed"] in seeds]
-                               for k in ("ours", "peers", "mlp_rows")}
+        res: dict[str, Any] = {"ours": [], "peers": [], "mlp_rows": []}
+        taken: set[tuple[str, str, int]] = set()
+        for p in parts:  # a part gives only the seeds it completed, and a (family, seed) comes from one part
+            for k in res:
+                mine = {(k, r["family"], r["seed"]) for r in p[k]
+                        if r["seed"] in seeds and r["seed"] in p["done_seeds"]}
+                res[k] += [r for r in p[k] if (k, r["family"], r["seed"]) in mine - taken]
+                taken |= mine
     else:
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         quick = args.quick
@@ -365,7 +374,7 @@ def main() -> None:
     from prunelab.validate import mnist_suite
 
     mlp_checks = [c.to_dict() for c in mnist_suite.checks(mlp_rows, Thresholds())]
-    head = (f"### Families and peers (`{cmd}`; {machine()}, 1 thread, {minutes:.0f} min)\n\n"
+    head = (f"### Families and peers (`{cmd}`; {machine()}, 1 thread, {minutes:.0f} process-minutes)\n\n"
             f"Report seeds {seeds[0]}-{seeds[-1]}; development used seeds 0-9. Held-out scores: accuracy %, "
             "best-config % (share of held-out runs whose predicted (n_jobs, chunksize), snapped to the grid, is "
             "the best one) or R^2 x 100; downstream 5-NN unless a column says 1-NN. `auto 30%` is "
