@@ -180,18 +180,22 @@ def test_kernel_choice_is_measured_and_cached(tmp_path: Path, backend: str, monk
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_unread_input_features_are_skipped_exactly(tmp_path: Path, backend: str) -> None:
-    """A first layer that reads no border pixel (as after pruning on MNIST): the numba
-    back-end moves only the read features into its layout; results stay exact."""
+def test_unread_inputs_and_outputs_are_skipped_exactly(tmp_path: Path, backend: str) -> None:
+    """A first layer that reads no border pixel (as after pruning on MNIST), and fc1
+    outputs no fc2 weight reads: the numba back-end moves only the read features into
+    its layout and computes only the read outputs; results stay exact."""
     spec = create_spec("lenet-300-100")
     model = random_model(spec, density=0.05, seed=4)
     cols = model.weights["fc1.weight"].reshape(300, 28, 28)
     cols[:, :3] = cols[:, -3:] = cols[:, :, :3] = cols[:, :, -3:] = 0  # a 3-pixel frame nobody reads
+    model.weights["fc2.weight"][:, 40:90] = 0  # fc1 outputs 40..89 are read by nobody: not computed
+    model.weights["fc1.bias"][40:90] = 1.0  # (not even their bias)
     path = tmp_path / "m.plsa"
     export(model, path)
     rt = load(path, kernel="csr", backend=backend)
     if backend == "numba":
         assert rt._live is not None and rt._live.size <= 22 * 22
+        assert rt._wide is not None and rt._wide[1][0, 1] <= 300 - 50  # rows fc1 computes in a batch
     x = np.random.default_rng(5).random((37, 1, 28, 28), dtype=np.float32)
     want = torch_logits(model, x)
     for n in (1, 2, 37):

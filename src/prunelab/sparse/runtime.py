@@ -329,18 +329,29 @@ class Runtime:
             return None
         if any(op.kernel(m) != "csr" for op in ops for m in (2, self.chunk)):
             return None
+        layers = [[op.indptr, op.compact[1] if op.compact is not None else op.indices, op.data, op.bias]
+                  for op in ops]
+        for li in range(len(layers) - 2, -1, -1):
+            # rows no later layer reads (pruning empties whole columns) need not be computed
+            read = np.flatnonzero(np.bincount(layers[li + 1][1], minlength=ops[li].rows))
+            if read.size < ops[li].rows:
+                indptr, indices, data, bias = layers[li]
+                take = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in read] or [np.zeros(0, int)])
+                counts = np.diff(indptr.astype(np.int64))[read]
+                layers[li] = [np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32), indices[take],
+                              data[take], bias[read]]
+                layers[li + 1][1] = np.searchsorted(read, layers[li + 1][1]).astype(np.uint32)
         plan = np.zeros((len(ops), 9), np.int64)
         ints: list[np.ndarray] = []
         floats: list[np.ndarray] = []
         ni = nf = 0
-        for li, op in enumerate(ops):
-            i = self.ops.index(op)
-            indices = op.compact[1] if op.compact is not None else op.indices
-            plan[li] = (0, op.rows, op.cols, ni, ni + op.rows + 1, nf, 0, nf + op.nnz, int(i in self._tail_relu))
-            ints += [op.indptr, indices]
-            floats += [op.data, op.bias]
-            ni += op.rows + 1 + op.nnz
-            nf += op.nnz + op.rows
+        for li, (op, (indptr, indices, data, bias)) in enumerate(zip(ops, layers, strict=True)):
+            rows, nnz = bias.size, data.size
+            plan[li] = (0, rows, 0, ni, ni + rows + 1, nf, 0, nf + nnz, int(self.ops.index(op) in self._tail_relu))
+            ints += [indptr, indices]
+            floats += [data, bias]
+            ni += rows + 1 + nnz
+            nf += nnz + rows
         live = self._live if self._live is not None else np.zeros(0, np.uint32)
         return (compiled_module().chain_mat, plan, np.concatenate(ints).astype(np.uint32),
                 np.concatenate(floats).astype(np.float32), live)
