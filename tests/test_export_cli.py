@@ -176,8 +176,8 @@ def test_compare(stored: tuple[str, str], prunelab_home: Path, capsys: pytest.Ca
         for key in ("test_accuracy", "params", "nonzero", "sparsity", "compression_ratio", "flop_ratio",
                     "dense_bytes", "artifact_bytes", "dense_gzip_bytes", "latency_us_b1", "latency_us_b1_p95",
                     "latency_us_b256", "latency_us_b256_p95", "torch_latency_us_b1", "torch_latency_us_b256",
-                    "speedup_b1", "speedup_b256"):
-            assert key in r, key
+                    "speedup_b1", "speedup_b256", "ort_latency_us_b1", "ort_latency_us_b256", "ort_speedup_b256"):
+            assert key in r, key  # onnxruntime is in the dev extra: the ONNX Runtime column is there
         assert r["latency_us_b1"] > 0 and r["latency_us_b1_p95"] >= r["latency_us_b1"]
         assert r["params"] == 266_610
     p = rows[child]
@@ -188,7 +188,7 @@ def test_compare(stored: tuple[str, str], prunelab_home: Path, capsys: pytest.Ca
     assert 1.0 < rows[parent]["compression_ratio"] < 1.4
     assert p["dense_gzip_bytes"] < rows[parent]["dense_gzip_bytes"]
     proc = run_inproc(capsys, "compare", "base", "p95", "--budget", "0.01")
-    assert proc.returncode == 0 and "p95" in proc.stdout and "latency" in proc.stdout
+    assert proc.returncode == 0 and "p95" in proc.stdout and "latency" in proc.stdout and "ONNX Runtime" in proc.stdout
     before = store_snapshot(prunelab_home)
     assert_user_error(run_cli("compare", "base", "ghost"), "no model")
     assert_user_error(run_inproc(capsys, "compare", "base", "base"), "twice")

@@ -109,16 +109,21 @@ def cmd_compare(args: argparse.Namespace) -> None:
         raise UserError("a model is named twice; list each model once")
     rows = [r.to_dict() for r in compare(args.models, Store(), precision=args.precision, threads=args.threads,
                                          budget_s=args.budget)]
+    ort = any("ort_latency_us_b1" in r for r in rows)
     head = (f"{'id':8} {'name':14} {'acc':>7} {'sparsity':>8} {'nonzero':>9} {'dense B':>10} {'artifact B':>10} "
-            f"{'ratio':>7} {'gzip B':>10} {'FLOPx':>6} {'b1 us':>8} {'torch':>8} {'b256 us':>9} {'torch':>9}")
+            f"{'ratio':>7} {'gzip B':>10} {'FLOPx':>6} {'b1 us':>8} {'ORT':>8} {'torch':>8} {'b256 us':>9} "
+            f"{'ORT':>9} {'torch':>9}")
     lines = [head]
     for r in rows:
         acc = f"{r['test_accuracy']:.2%}" if r["test_accuracy"] is not None else "-"
+        o1, o256 = (f"{r[f'ort_latency_us_b{b}']:.1f}" if f"ort_latency_us_b{b}" in r else "-" for b in (1, 256))
         lines.append(
             f"{r['id'] or '-':8} {(r['name'] or '-')[:14]:14} {acc:>7} {r['sparsity']:>8.1%} {r['nonzero']:>9,} "
             f"{r['dense_bytes']:>10,} {r['artifact_bytes']:>10,} {r['compression_ratio']:>6.1f}x "
-            f"{r['dense_gzip_bytes']:>10,} {r['flop_ratio']:>5.1f}x {r['latency_us_b1']:>8.1f} "
-            f"{r['torch_latency_us_b1']:>8.1f} {r['latency_us_b256']:>9.1f} {r['torch_latency_us_b256']:>9.1f}")
+            f"{r['dense_gzip_bytes']:>10,} {r['flop_ratio']:>5.1f}x {r['latency_us_b1']:>8.1f} {o1:>8} "
+            f"{r['torch_latency_us_b1']:>8.1f} {r['latency_us_b256']:>9.1f} {o256:>9} "
+            f"{r['torch_latency_us_b256']:>9.1f}")
     lines.append(f"latency: median microseconds per call, {args.threads} thread(s), artifact runtime "
-                 f"({args.precision}) vs the same weights dense in PyTorch eager")
+                 f"({args.precision}) vs the dense network in ONNX Runtime (ORT"
+                 f"{'' if ort else ': not installed, pip install onnxruntime onnx'}) and in PyTorch eager")
     emit(args, {"rows": rows, "threads": args.threads, "precision": args.precision}, "\n".join(lines))

@@ -4,10 +4,12 @@
     rows[1].to_dict()["compression_ratio"]
 
 Each row exports the model to a temporary artifact and times, in this one
-process and with the same thread count, the artifact runtime and the same
-weights run densely in PyTorch eager, at batch 1 and batch 256, in
-alternating rounds (median and p95 over about `budget_s` seconds each). PyTorch is imported here, only
-for that baseline; the runtime itself never needs it.
+process and with the same thread count, the artifact runtime, the dense
+network in ONNX Runtime (the model exported with torch.onnx.export; when
+onnxruntime is installed) and the same weights dense in PyTorch eager, at
+batch 1 and batch 256, in alternating rounds (median and p95 over about
+`budget_s` seconds each). PyTorch is imported here, only for those
+baselines; the runtime itself never needs it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from prunelab.errors import UserError
 from prunelab.models.model import Model
 from prunelab.models.spec import ModelSpec
-from prunelab.sparse.bench import Timing, time_interleaved, torch_forward
+from prunelab.sparse.bench import Timing, onnx_dense_forward, time_interleaved, torch_forward
 from prunelab.sparse.export import dense_bytes, export, masked_weights
 from prunelab.sparse.runtime import load
 
@@ -67,6 +69,7 @@ class CompareRow:
     threads: int
     artifact: dict[int, Timing] = field(default_factory=dict)  # batch -> timing
     torch: dict[int, Timing] = field(default_factory=dict)
+    ort: dict[int, Timing] = field(default_factory=dict)  # empty without onnxruntime
     kernels: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
@@ -94,6 +97,11 @@ class CompareRow:
                 d[f"torch_latency_us_b{b}"] = t.median_us
                 d[f"torch_latency_us_b{b}_p95"] = t.p95_us
                 d[f"speedup_b{b}"] = t.median_us / max(a.median_us, 1e-9)
+            o = self.ort.get(b)
+            if o is not None:
+                d[f"ort_latency_us_b{b}"] = o.median_us
+                d[f"ort_latency_us_b{b}_p95"] = o.p95_us
+                d[f"ort_speedup_b{b}"] = o.median_us / max(a.median_us, 1e-9)
             d[f"kernels_b{b}"] = self.kernels.get(b, {})
         return d
 
@@ -127,11 +135,22 @@ def compare_model(model: Model, precision: str = "fp32", threads: int = 1, budge
         rt = load(path, threads=threads)
     for b in batches:
         x = rng.random((b, *model.spec.input_shape), dtype=np.float32)
-        t = time_interleaved({"torch": torch_forward(module, x, threads), "artifact": _bind(rt.logits, x)},
-                             budget_s=2 * budget_s, rounds=3)
+        fns = {"torch": torch_forward(module, x, threads), "artifact": _bind(rt.logits, x)}
+        if have_onnxruntime():
+            fns["ort"] = onnx_dense_forward(module, x, threads)
+        t = time_interleaved(fns, budget_s=2 * budget_s, rounds=3)
         row.torch[b], row.artifact[b] = t["torch"], t["artifact"]
+        if "ort" in t:
+            row.ort[b] = t["ort"]
         row.kernels[b] = rt.kernels(b)
     return row
+
+
+def have_onnxruntime() -> bool:
+    """Whether the ONNX Runtime baseline can run here (onnxruntime and onnx installed)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
 
 
 def _bind(fn: Callable[[np.ndarray], Any], x: np.ndarray) -> Callable[[], Any]:

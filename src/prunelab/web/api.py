@@ -411,7 +411,8 @@ def _compare_row(state: WebState, rec: dict[str, Any], measure: bool) -> dict[st
             state.measurements.put(rec["id"], measured)
         for key in ("artifact_bytes", "dense_gzip_bytes", "compression_ratio", "latency_us_b1",
                     "latency_us_b256", "torch_latency_us_b1", "torch_latency_us_b256", "speedup_b1",
-                    "speedup_b256"):
+                    "speedup_b256", "ort_latency_us_b1", "ort_latency_us_b256", "ort_speedup_b1",
+                    "ort_speedup_b256"):
             row[key] = measured.get(key)
     return row
 
