@@ -21,6 +21,7 @@ optimizer after it: the parameters are new tensors).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,6 +276,7 @@ class Pruning:
         self.initial: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.start = 0.0
         self.current = 0.0
+        self.dead: set[str] = set()
 
     # -- unstructured machinery -------------------------------------------------
     def _attach(self) -> None:
@@ -311,6 +313,12 @@ class Pruning:
             for n, m in self.layers.items():
                 mask = self._mask_of(m)
                 mask.copy_(torch.from_numpy(new[n]).to(mask.dtype))
+        dead = [n for n in self.layers if not new[n].any() and n not in self.dead]
+        if dead:
+            self.dead.update(dead)
+            warnings.warn(f"the global ranking pruned every weight of {', '.join(dead)}: nothing flows through "
+                          "it any more (its weights are smaller than the others', e.g. untrained or a wide "
+                          "fan-in). Use scope='layer', or ignore= those layers", UserWarning, stacklevel=3)
         self.current = target
 
     # -- public API -------------------------------------------------------------
