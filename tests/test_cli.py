@@ -25,7 +25,7 @@ def test_train_eval_models_show_rm(prunelab_home):
     assert [m["id"] for m in models] == [out["id"]] and models[0]["name"] == "tiny"
     shown = json.loads(run_cli("show", out["id"], "--json", check=True).stdout)
     assert shown["spec"]["arch"] == "mlp" and shown["config"]["train_limit"] == 1000
-    assert shown["versions"]["torch"] and len(shown["history"]) == 1
+    assert shown["versions"]["torch"] and [h["epoch"] for h in shown["history"]] == [1, 2]  # one row per epoch
 
     human = run_cli("models", check=True).stdout
     assert "tiny" in human and out["id"] in human
