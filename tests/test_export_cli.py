@@ -72,6 +72,9 @@ def test_export_and_predict_npz(tmp_path: Path, stored: tuple[str, str], mnist_s
     np.savez(xf, X=mnist_small.x_test[:50].reshape(50, 784).astype(np.float32) / 255)
     proc = run_cli("predict", str(out), "--input", str(xf), "--json", "--no-probabilities", check=True)
     assert json.loads(proc.stdout)["predictions"] == pred["predictions"]
+    # the numpy/scipy back-end (no compiled kernels) answers the same
+    proc = run_cli("predict", str(out), "--input", str(xf), "--json", "--backend", "numpy", check=True)
+    assert json.loads(proc.stdout)["predictions"] == pred["predictions"]
     # human output
     proc = run_cli("predict", str(out), "--input", str(x), check=True)
     assert "accuracy against y" in proc.stdout

@@ -30,6 +30,7 @@ def _positive_float(text: str) -> float:
 
 
 def register(sub: Any) -> None:
+    from prunelab.sparse.kernels import BACKENDS
     from prunelab.sparse.quant import PRECISIONS
     from prunelab.sparse.runtime import KERNELS
 
@@ -46,7 +47,10 @@ def register(sub: Any) -> None:
     p.add_argument("--input", required=True, metavar="X.npz|IMAGE",
                    help=".npz with array X (uint8 0-255 or float 0-1), or a PNG/JPEG digit")
     p.add_argument("--threads", type=_positive_int, default=1)
-    p.add_argument("--kernel", default="auto", choices=KERNELS, help="auto picks dense/CSR per layer")
+    p.add_argument("--kernel", default="auto", choices=KERNELS,
+                   help="auto: dense or CSR per layer and batch, whichever measured faster at load")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="kernel back-end: numba (compiled; auto when installed) or numpy (scipy + BLAS)")
     p.add_argument("--no-probabilities", action="store_true", help="leave probabilities out of the JSON")
     add_json_flag(p)
     p.set_defaults(handler=cmd_predict)
@@ -79,7 +83,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from prunelab.sparse.inputs import load_input
     from prunelab.sparse.runtime import load
 
-    rt = load(args.artifact, kernel=args.kernel, threads=args.threads)
+    rt = load(args.artifact, kernel=args.kernel, threads=args.threads, backend=args.backend)
     x, y = load_input(args.input, tuple(rt.spec.input_shape))
     proba = rt.predict_proba(x)
     pred = proba.argmax(axis=1)
