@@ -70,6 +70,8 @@ from prunelab.train import evaluate, fit, to_input  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 VAL_FRACTION = 1 / 12
+# export: the int8 artifact of the 99% children of core/long (no extra training);
+# long with baselines: torch prune on our schedule at the long fine-tune as well
 PARTS = ("core", "baselines", "small", "structured", "lottery", "long", "lenet5", "export")
 BARS = {0.95: 0.2, 0.98: 0.5, 0.99: 1.0}  # pp below the equal-budget dense, LeNet-300-100
 BARS_LENET5 = {0.95: 0.2, 0.98: 0.3}
@@ -224,11 +226,23 @@ def prune_scores(r: Any, d: Data) -> dict[str, float]:
     return sc
 
 
+def export_int8(r: Any, d: Data, seed: int, epochs: int, out: list[dict[str, Any]]) -> None:
+    """Write the child as an int8 sparse artifact (`prunelab.export`), measure its bytes and its
+    test accuracy through the torch-free runtime."""
+    path = Path(tempfile.mkdtemp(prefix="prune-export-")) / "child.plsa"
+    ex = prunelab.export(r.model, path, precision="int8")
+    rt = prunelab.sparse.load(path)
+    art_acc = float((rt.predict(d.xt.numpy()) == d.yt.numpy()).mean())
+    rec_(out, arch="lenet-300-100", seed=seed, method="export_int8", sparsity=r.sparsity, epochs=epochs,
+         bytes=ex.bytes, dense_bytes=ex.dense_bytes, ratio=ex.compression_ratio, artifact_test=art_acc,
+         **prune_scores(r, d))
+
+
 def run_seed(args: argparse.Namespace, seed: int, parts: set[str], out: list[dict[str, Any]]) -> None:
     E, A, th = args.epochs, "lenet-300-100", args.threads
     sparsities = [float(s) for s in args.sparsities.split(",")]
     d = Data(seed)
-    needs_parent = parts & {"core", "baselines", "structured", "lottery", "long", "export"}
+    needs_parent = parts & {"core", "baselines", "structured", "lottery", "long"}
     parent = parent_of(A, E, seed, th) if needs_parent else None
     if parent is not None:
         rec_(out, arch=A, seed=seed, method="parent", sparsity=0.0, epochs=E, **d.scores(parent.to_torch()))
@@ -241,6 +255,8 @@ def run_seed(args: argparse.Namespace, seed: int, parts: set[str], out: list[dic
             rec_(out, arch=A, seed=seed, method="ours", sparsity=s, epochs=2 * E, before=r.accuracy_before_finetune,
                  compression=prunable(parent) / nonzero_weights(r.model),
                  flop_ratio=flops_of(parent) / flops_of(r.model), **prune_scores(r, d))
+            if "export" in parts and s == 0.99 and seed == args.export_seed:
+                export_int8(r, d, seed, 2 * E, out)
     if "baselines" in parts and parent is not None:
         for s in sparsities:
             for name, sched, meth in (("torch_gradual", "gradual", tprune.L1Unstructured),
@@ -287,20 +303,13 @@ def run_seed(args: argparse.Namespace, seed: int, parts: set[str], out: list[dic
             rec_(out, arch=A, seed=seed, method="ours", sparsity=s, epochs=E + ft, before=r.accuracy_before_finetune,
                  compression=prunable(parent) / nonzero_weights(r.model),
                  flop_ratio=flops_of(parent) / flops_of(r.model), **prune_scores(r, d))
+            if "export" in parts and s == 0.99 and seed == args.export_seed:
+                export_int8(r, d, seed, E + ft, out)
+            if "baselines" not in parts:
+                continue
             sc, _m = torch_pruned(parent, s, DEFAULT_RECIPE.with_(epochs=ft), d, seed, "gradual",
                                   tprune.L1Unstructured)
             rec_(out, arch=A, seed=seed, method="torch_gradual", sparsity=s, epochs=E + ft, **sc)
-    if "export" in parts and parent is not None and seed == args.export_seed:
-        s, ft = 0.99, E
-        if args.export_finetune:
-            ft = args.export_finetune
-        r = prunelab.prune(parent, sparsity=s, finetune_epochs=ft, threads=th, seed=seed)
-        path = Path(tempfile.mkdtemp(prefix="prune-export-")) / "p99.plsa"
-        ex = prunelab.export(r.model, path, precision="int8")
-        rt = prunelab.sparse.load(path)
-        art_acc = float((rt.predict(d.xt.numpy()) == d.yt.numpy()).mean())
-        rec_(out, arch=A, seed=seed, method="export_int8", sparsity=s, epochs=E + ft, bytes=ex.bytes,
-             dense_bytes=ex.dense_bytes, ratio=ex.compression_ratio, artifact_test=art_acc, **prune_scores(r, d))
 
 
 def run_lenet5(args: argparse.Namespace, seed: int, out: list[dict[str, Any]]) -> None:
@@ -600,7 +609,6 @@ def main() -> None:
     ap.add_argument("--lenet5-epochs", type=int, default=4)
     ap.add_argument("--lenet5-long", default="", help="extra LeNet-5 fine-tunes, sparsity:epochs")
     ap.add_argument("--export-seed", type=int, default=0)
-    ap.add_argument("--export-finetune", type=int, default=0, help="fine-tune epochs of the exported 99%% child")
     ap.add_argument("--quick", action="store_true", help="seed 0, 95/98%%, 2 epochs, no lottery/LeNet-5: prints only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--partial", default=None, help="write this run's raw JSON here and stop (merge later)")

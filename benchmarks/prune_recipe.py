@@ -46,22 +46,25 @@ import torch  # noqa: E402
 import prunelab  # noqa: E402
 from prunelab.data.datasets import limit_train, load_dataset  # noqa: E402
 from prunelab.models.model import Model  # noqa: E402
-from prunelab.prune import DEFAULT_RECIPE, Recipe  # noqa: E402
+from prunelab.prune import Recipe  # noqa: E402
 from prunelab.train import evaluate, to_input  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 VAL_FRACTION = 1 / 12
-D = DEFAULT_RECIPE
+# The recipe that was the default before this selection; every variant is one change to it.
+BASE = Recipe(lr=2e-3, lr_schedule="constant", gradual_fraction=0.5, gradual_updates=100, anneal=True)
 
-# name -> (schedule, recipe): the default and one change at a time around it
+# name -> (schedule, recipe)
 VARIANTS: dict[str, tuple[str, Recipe]] = {
-    "default": ("gradual", D),
-    "lr 1e-3": ("gradual", D.with_(lr=1e-3)),
-    "lr 3e-3": ("gradual", D.with_(lr=3e-3)),
-    "prune over 1/4": ("gradual", D.with_(gradual_fraction=0.25)),
-    "no anneal (constant lr)": ("gradual", D.with_(anneal=False)),
-    "one-shot": ("oneshot", D),
+    "lr 2e-3 (previous default)": ("gradual", BASE),
+    "lr 1e-3": ("gradual", BASE.with_(lr=1e-3)),
+    "lr 3e-3": ("gradual", BASE.with_(lr=3e-3)),
+    "lr 5e-3": ("gradual", BASE.with_(lr=5e-3)),
+    "prune over 1/4": ("gradual", BASE.with_(gradual_fraction=0.25)),
+    "no anneal (constant lr)": ("gradual", BASE.with_(anneal=False)),
+    "one-shot": ("oneshot", BASE),
 }
+RENAMED = {"default": "lr 2e-3 (previous default)"}  # the name rows of the first run carry
 
 
 def val_split(seed: int, dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,15 +89,16 @@ def run_seed(args: argparse.Namespace, seed: int, done: list[dict[str, Any]]) ->
     sparsities = [float(s) for s in args.sparsities.split(",")]
     long_epochs = [int(v) for v in args.long.split(",") if v.strip()]
     jobs: list[tuple[str, float, int, str, Recipe]] = []
-    for ft in sorted({args.epochs, *long_epochs}):  # equal-budget dense for each fine-tune length
-        jobs.append(("equal-budget dense", 0.0, ft, "gradual", D))
+    for ft in [] if args.no_dense else sorted({args.epochs, *long_epochs}):  # equal-budget dense per length
+        jobs.append(("equal-budget dense", 0.0, ft, "gradual", BASE))
     for s in sparsities:
-        for name in args.variants.split(","):
+        for name in filter(None, args.variants.split(",")):
             sched, rec = VARIANTS[name]
             jobs.append((name, s, args.epochs, sched, rec))
     for ft in long_epochs:
-        for s in [float(v) for v in args.long_sparsities.split(",")]:
-            jobs.append(("default", s, ft, "gradual", D))
+        for s in [float(v) for v in args.long_sparsities.split(",") if v.strip()]:
+            sched, rec = VARIANTS[args.long_variant]
+            jobs.append((args.long_variant, s, ft, sched, rec))
     for name, s, ft, sched, rec in jobs:
         t = time.time()
         r = prunelab.prune(parent, sparsity=s, schedule=sched, recipe=rec, finetune_epochs=ft,
@@ -112,52 +116,53 @@ def run_seed(args: argparse.Namespace, seed: int, done: list[dict[str, Any]]) ->
 
 
 def table(res: dict[str, Any]) -> str:
-    """Markdown: validation accuracy, mean over selection seeds, and the gap to the equal-budget dense."""
-    rows = res["rows"]
+    """Markdown: validation accuracy (mean over the selection seeds each candidate ran on) and the
+    paired gap to the equal-budget dense of the same fine-tune length. Successive halving: the full
+    grid runs on the first seed, the finalists on all; the winner is the best of the finalists."""
+    rows = [{**r, "variant": RENAMED.get(r["variant"], r["variant"])} for r in res["rows"]]
     seeds = sorted({r["seed"] for r in rows})
-
-    def mean(variant: str, s: float, ft: int) -> float | None:
-        v = [r["val_accuracy"] for r in rows if r["variant"] == variant and r["sparsity"] == s
-             and r["finetune_epochs"] == ft]
-        return float(np.mean(v)) if len(v) == len(seeds) else None
-
     E = res["epochs"]
+
+    def get(variant: str, s: float, ft: int) -> dict[int, float]:
+        return {r["seed"]: r["val_accuracy"] for r in rows if r["variant"] == variant and r["sparsity"] == s
+                and r["finetune_epochs"] == ft}
+
+    def cell(variant: str, s: float, ft: int) -> str:
+        v, dense = get(variant, s, ft), get("equal-budget dense", 0.0, ft)
+        if not v:
+            return ""
+        m = float(np.mean(list(v.values())))
+        common = [k for k in v if k in dense]
+        gap = f" ({float(np.mean([v[k] - dense[k] for k in common])) * 100:+.2f})" if common else ""
+        return f"{m * 100:.2f}{gap}" + ("" if len(v) == len(seeds) else f" [seed {', '.join(map(str, sorted(v)))}]")
+
     sparsities = sorted({r["sparsity"] for r in rows if r["sparsity"] > 0})
-    variants = [v for v in VARIANTS if any(r["variant"] == v and r["finetune_epochs"] == E for r in rows)]
-    out = [f"Validation accuracy % (5,000 held-out training images), mean over selection seeds "
-           f"{', '.join(map(str, seeds))} ({res['arch']}, parent {E} epochs, {res['date']}, "
-           f"`benchmarks/prune_recipe.py`); Δ in pp vs the equal-budget dense. Test accuracy was not used.", "",
-           "| recipe (fine-tune epochs) | " + " | ".join(f"{s:.0%}" for s in sparsities) + " |",
-           "|---|" + "---|" * len(sparsities)]
-    parent = mean("parent", 0.0, 0)
-    fts = sorted({r["finetune_epochs"] for r in rows if r["variant"] == "equal-budget dense"})
-    for ft in fts:
-        m = mean("equal-budget dense", 0.0, ft)
-        out.append(f"| equal-budget dense (parent + {ft}) | {m * 100:.2f} |" + " |" * (len(sparsities) - 1)
-                   if m is not None else f"| equal-budget dense (parent + {ft}) | |")
+    combos = sorted({(r["variant"], r["finetune_epochs"]) for r in rows if r["sparsity"] > 0},
+                    key=lambda c: (c[1], list(VARIANTS).index(c[0]) if c[0] in VARIANTS else 99))
     winners: dict[float, str] = {}
     for s in sparsities:
-        scored = [(m, v) for v in variants if (m := mean(v, s, E)) is not None]
+        scored = [(len(v), float(np.mean(list(v.values()))), name) for name, ft in combos
+                  if ft == E and (v := get(name, s, ft))]
         if scored:
-            winners[s] = max(scored)[1]
-    dense_e = mean("equal-budget dense", 0.0, E)
-    for v in variants:
-        cells = []
-        for s in sparsities:
-            m = mean(v, s, E)
-            cell = "" if m is None else f"{m * 100:.2f} ({(m - (dense_e or 0)) * 100:+.2f})"
-            cells.append(f"**{cell}**" if cell and winners.get(s) == v else cell)
-        out.append(f"| {v} ({E}) | " + " | ".join(cells) + " |")
-    for ft in fts:
-        if ft == E:
-            continue
-        dense_ft = mean("equal-budget dense", 0.0, ft)
-        cells = []
-        for s in sparsities:
-            m = mean("default", s, ft)
-            cells.append("" if m is None or dense_ft is None else f"{m * 100:.2f} ({(m - dense_ft) * 100:+.2f})")
-        out.append(f"| default, longer fine-tune ({ft}) | " + " | ".join(cells) + " |")
-    out += ["", f"Parent (no fine-tune): {parent * 100:.2f}. Winner on validation at "
+            winners[s] = max(scored)[2]
+    out = [f"Validation accuracy % (5,000 held-out training images; the test set was not evaluated), "
+           f"{res['arch']}, parent {E} epochs, selection seeds {', '.join(map(str, seeds))} (mean over the seeds "
+           f"a candidate ran on; the full grid on the first, the finalists on all), `benchmarks/prune_recipe.py`, "
+           f"{res['date']}. In brackets: Δ pp vs the equal-budget dense of the same fine-tune length, paired "
+           "per seed. **Bold**: best finalist per sparsity.", "",
+           "| recipe | fine-tune epochs | " + " | ".join(f"{s:.0%}" for s in sparsities) + " |",
+           "|---|---|" + "---|" * len(sparsities)]
+    for ft in sorted({r["finetune_epochs"] for r in rows if r["variant"] == "equal-budget dense"}):
+        v = get("equal-budget dense", 0.0, ft)
+        out.append(f"| equal-budget dense (no masks) | {ft} | " + " | ".join(
+            [f"{float(np.mean(list(v.values()))) * 100:.2f}"] * len(sparsities)) + " |")
+    for name, ft in combos:
+        cells = [cell(name, s, ft) for s in sparsities]
+        cells = [f"**{c}**" if c and ft == E and winners.get(s) == name else c
+                 for c, s in zip(cells, sparsities, strict=True)]
+        out.append(f"| {name} | {ft} | " + " | ".join(cells) + " |")
+    parent = get("parent", 0.0, 0)
+    out += ["", f"Parent, no fine-tune: {float(np.mean(list(parent.values()))) * 100:.2f}. Best finalist at "
             + ", ".join(f"{s:.0%}: {w}" for s, w in winners.items()) + "."]
     return "\n".join(out)
 
@@ -179,8 +184,10 @@ def main() -> None:
     ap.add_argument("--sparsities", default="0.95,0.98,0.99", help="sparsities of the grid")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--epochs", type=int, default=8, help="parent training epochs = fine-tune budget")
-    ap.add_argument("--long", default="16", help="longer fine-tunes of the default, in epochs ('' = none)")
+    ap.add_argument("--long", default="8,16", help="longer fine-tunes of the default, in epochs ('' = none)")
     ap.add_argument("--long-sparsities", default="0.99")
+    ap.add_argument("--long-variant", default="lr 3e-3", help="the recipe given the longer fine-tunes")
+    ap.add_argument("--no-dense", action="store_true", help="skip the equal-budget dense (a run that has it)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--partial", default=None, help="write this run's raw JSON here and stop")
     ap.add_argument("--merge", nargs="+", default=None, help="merge --partial files, print and write the table")
