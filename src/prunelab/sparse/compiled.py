@@ -101,8 +101,12 @@ def to_feature_major(x, scale, out):  # type: ignore[no-untyped-def]
         s1 = min(n, s0 + uint64(64))
         for k in range(f):
             o = out[k]
-            for t in range(s0, s1):
-                o[t] = np.float32(x[t, k]) * scale
+            if scale == 1:  # float32 input: a plain copy (the multiply costs ~20% here)
+                for t in range(s0, s1):
+                    o[t] = x[t, k]
+            else:
+                for t in range(s0, s1):
+                    o[t] = np.float32(x[t, k]) * scale
 
 
 @_jit
@@ -117,8 +121,12 @@ def to_feature_major_cols(x, scale, cols, out):  # type: ignore[no-untyped-def]
         for k in range(f):
             o = out[k]
             c = cols[k]
-            for t in range(s0, s1):
-                o[t] = np.float32(x[t, c]) * scale
+            if scale == 1:
+                for t in range(s0, s1):
+                    o[t] = x[t, c]
+            else:
+                for t in range(s0, s1):
+                    o[t] = np.float32(x[t, c]) * scale
 
 
 @_jit
