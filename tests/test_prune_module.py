@@ -406,3 +406,14 @@ def test_a_layer_emptied_by_the_global_ranking_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         prune_module(ResNetish(), 0.9, scope="layer")
+
+
+def test_structured_layer_scope_cuts_every_group_exactly(dense, data):
+    _, _, xt, _ = data
+    net, _, _ = fresh(dense)
+    pruning = prune_module(net, 0.5, method="structured", scope="layer", example_input=xt[:1])
+    assert len(pruning.cuts) >= 5  # stem, block1 (coupled by the add), down, block2, branches, mix, fc1
+    for cut in pruning.cuts:
+        assert len(cut.removed) == min(round(0.5 * cut.channels), cut.channels - 1), cut
+    assert net.block2.conv1.out_channels == net.block2.conv1.weight.shape[0] == round(0.5 * 16)
+    assert net(xt[:3]).shape == (3, 10)
