@@ -348,7 +348,13 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
         "- LeNet-5's FLOP ratio is far below 1/(1-s): global magnitude pruning empties the large fc1 first "
         "while conv weights, each used once per output pixel, stay denser; the conv layers run im2col + "
         "BLAS or the same CSR kernel, whichever measured faster, and the im2col gather and max-pooling are "
-        "fixed costs ONNX Runtime's fused conv kernels avoid.",
+        "numpy passes with a Python call per layer - fixed costs ONNX Runtime's fused conv kernels avoid, "
+        "which is why LeNet-5 at batch 1 only matches ONNX Runtime (only its fc layers run as one "
+        "compiled call).",
+        "- Two threads: the runtime splits a batch into one block of samples per thread; on this 2-core "
+        "machine shared with other jobs (load average in the header) a second thread rarely gets a core of "
+        "its own, so both runtimes are slower at 2 threads than at 1 here, and only the side-by-side ratio "
+        "means anything.",
         "- p95 latencies and absolute times include pre-emption by other jobs on this shared 2-core machine; "
         "only the ratios, measured in alternating rounds in one process, compare like with like.",
     ]
@@ -391,6 +397,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     t_start = time.perf_counter()
+    load_before = os.getloadavg()[0]
     ds = prunelab.data.load_dataset("mnist")
     store = Store(home)
     models = get_models(store, ds, args.epochs, args.finetune_epochs, args.schedule)
@@ -419,7 +426,8 @@ def main() -> None:
               f"schedule) with "
               f"{args.finetune_epochs} fine-tune epochs. Latency contenders run in alternating rounds in one "
               f"process on real test images; `dense` sizes are the float32 safetensors of the weights. "
-              f"Run time {time.perf_counter() - t_start:.0f} s"
+              f"Load average (1 min, all jobs on the machine) {load_before:.1f} at the start and "
+              f"{os.getloadavg()[0]:.1f} at the end. Run time {time.perf_counter() - t_start:.0f} s"
               + (f" (the {len(REUSED)} models were trained and pruned by an earlier run with the same "
                  "settings and reused from its --store)." if REUSED else "."))
     text = report(rows, header)

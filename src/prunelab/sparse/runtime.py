@@ -12,12 +12,15 @@ Conv2d is im2col (one gather) + the same matmul. A ReLU after a weighted
 layer is fused into it.
 
 Two kernel back-ends compute the same thing (`prunelab.sparse.kernels`):
-`numba` (compiled CSR kernels; the whole linear tail of the network runs as
-one call at batch 1) and `numpy` (scipy's C CSR kernel and BLAS).
+`numba` (compiled CSR kernels: the linear tail of the network runs as one
+call at batch 1, and an all-CSR MLP runs a whole chunk of a batch as one
+call, moving only the input features its first layer reads and computing
+only the rows a later layer reads) and `numpy` (scipy's C CSR kernel and
+BLAS).
 
 Per layer and matmul width (batch x output pixels) the runtime runs the
 dense (BLAS) or the CSR kernel, whichever it measured faster on this
-machine when the model was loaded (`Runtime.choices`; cached per process
+machine when the model was loaded (`WeightedOp.choices`; cached per process
 by layer size, so loading the same model again costs nothing).
 """
 
@@ -321,13 +324,18 @@ class Runtime:
         self._live = op.compact[0]
 
     def _build_wide(self) -> tuple[Any, ...] | None:
-        """For an MLP whose every layer runs the compiled CSR kernel at batches
-        above 1: (chain_mat, plan, ints, floats, live) to run a whole chunk in
-        one call (layout change, all layers, output) - no Python between layers."""
+        """For an MLP that runs the compiled CSR kernel at batches above 1 (at
+        least for 3/4 of its stored weights): (chain_mat, plan, ints, floats,
+        live) to run a whole chunk in one call (layout change, all layers,
+        output) - no Python between layers."""
         ops = self.weighted()
         if self.backend != "numba" or self._tail != 0 or not ops:
             return None
-        if any(op.kernel(m) != "csr" for op in ops for m in (2, self.chunk)):
+        # layers measured faster dense run the CSR kernel here too, when they hold little of
+        # the work: a small last layer whose two timings are within noise must not decide
+        # whether the whole chain runs as one call
+        dense = sum(op.nnz for op in ops if any(op.kernel(m) != "csr" for m in (2, self.chunk)))
+        if dense > 0.25 * sum(op.nnz for op in ops):
             return None
         layers = [[op.indptr, op.compact[1] if op.compact is not None else op.indices, op.data, op.bias]
                   for op in ops]
