@@ -602,6 +602,7 @@ def _decode_entry(path: str, e: dict[str, Any], shape: tuple[int, ...], payload:
     nbytes = len(payload)  # the tensor's blob: all its parts
     if enc == "dense":
         values = _part(path, e, "values", payload, n, vcode)
+        _check_tiling(path, e, payload)
         return Tensor(name, shape, enc, values, None, scale, nbytes)
     nnz = e["nnz"]
     if not isinstance(nnz, int) or not 0 <= nnz <= n:
@@ -640,4 +641,24 @@ def _decode_entry(path: str, e: dict[str, Any], shape: tuple[int, ...], payload:
             raise _bad(path, f"tensor {name!r}: Rice positions run past the tensor")
     else:
         raise _bad(path, f"tensor {name!r}: unknown encoding {enc!r}")
+    _check_tiling(path, e, payload)
     return Tensor(name, shape, enc, values, positions.astype(np.int64), scale, nbytes)
+
+
+def _check_tiling(path: str, e: dict[str, Any], blob: bytes) -> None:
+    """The parts of a tensor tile its blob exactly, as the writer lays them out:
+    a part whose offset was moved onto other bytes of the blob fails here."""
+    spans = []
+    for key, part in e["parts"].items():
+        offset, n, code, *packed = part
+        if code not in _PART_DTYPES or not all(isinstance(v, int) and not isinstance(v, bool)
+                                               for v in (offset, n, *packed)):
+            raise _bad(path, f"tensor {e['name']!r}: bad {key} location")
+        spans.append((offset, offset + (packed[0] if packed else n * np.dtype(code).itemsize), key))
+    pos = 0
+    for start, end, key in sorted(spans):
+        if start != pos:
+            raise _bad(path, f"tensor {e['name']!r}: {key} overlaps another part or leaves a gap")
+        pos = end
+    if pos != len(blob):
+        raise _bad(path, f"tensor {e['name']!r}: its parts cover {pos} of its {len(blob)} bytes")
