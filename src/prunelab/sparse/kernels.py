@@ -41,6 +41,12 @@ def numba_available() -> bool:
         compiled.warm_up()  # compile or load from numba's cache once per process
     except ImportError:
         return False
+    except Exception as exc:  # noqa: BLE001 - a numba that cannot compile here must not break loading
+        import warnings
+
+        warnings.warn(f"numba is installed but its kernels failed to compile ({exc!r:.200}); "
+                      "using the numpy back-end", RuntimeWarning, stacklevel=2)
+        return False
     return True
 
 
