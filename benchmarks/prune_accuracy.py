@@ -265,6 +265,23 @@ def run_seed(args: argparse.Namespace, seed: int, parts: set[str], out: list[dic
                 sc, m = torch_pruned(parent, s, rec, d, seed, sched, meth)
                 rec_(out, arch=A, seed=seed, method=name, sparsity=s, epochs=2 * E,
                      achieved=1 - nonzero_weights(m) / prunable(m), **sc)
+    if "long" in parts and parent is not None:
+        for spec in filter(None, args.long.split(",")):
+            s_str, ft_str = spec.split(":")
+            s, ft = float(s_str), int(ft_str)
+            r = prunelab.prune(parent, sparsity=0.0, finetune_epochs=ft, threads=th, seed=seed)
+            rec_(out, arch=A, seed=seed, method="dense_eq", sparsity=0.0, epochs=E + ft, **prune_scores(r, d))
+            r = prunelab.prune(parent, sparsity=s, finetune_epochs=ft, threads=th, seed=seed)
+            rec_(out, arch=A, seed=seed, method="ours", sparsity=s, epochs=E + ft, before=r.accuracy_before_finetune,
+                 compression=prunable(parent) / nonzero_weights(r.model),
+                 flop_ratio=flops_of(parent) / flops_of(r.model), **prune_scores(r, d))
+            if "export" in parts and s == 0.99 and seed == args.export_seed:
+                export_int8(r, d, seed, E + ft, out)
+            if "baselines" not in parts:
+                continue
+            sc, _m = torch_pruned(parent, s, DEFAULT_RECIPE.with_(epochs=ft), d, seed, "gradual",
+                                  tprune.L1Unstructured)
+            rec_(out, arch=A, seed=seed, method="torch_gradual", sparsity=s, epochs=E + ft, **sc)
     if "small" in parts:
         n = 784 * 300 + 300 * 100 + 100 * 10  # LeNet-300-100's prunable weights
         for s in sparsities:
@@ -293,23 +310,6 @@ def run_seed(args: argparse.Namespace, seed: int, parts: set[str], out: list[dic
             rec_(out, arch=A, seed=seed, method="lottery", sparsity=s, epochs=spent, rounds=rounds,
                  **prune_scores(r, d))
             child = r.model
-    if "long" in parts and parent is not None:
-        for spec in filter(None, args.long.split(",")):
-            s_str, ft_str = spec.split(":")
-            s, ft = float(s_str), int(ft_str)
-            r = prunelab.prune(parent, sparsity=0.0, finetune_epochs=ft, threads=th, seed=seed)
-            rec_(out, arch=A, seed=seed, method="dense_eq", sparsity=0.0, epochs=E + ft, **prune_scores(r, d))
-            r = prunelab.prune(parent, sparsity=s, finetune_epochs=ft, threads=th, seed=seed)
-            rec_(out, arch=A, seed=seed, method="ours", sparsity=s, epochs=E + ft, before=r.accuracy_before_finetune,
-                 compression=prunable(parent) / nonzero_weights(r.model),
-                 flop_ratio=flops_of(parent) / flops_of(r.model), **prune_scores(r, d))
-            if "export" in parts and s == 0.99 and seed == args.export_seed:
-                export_int8(r, d, seed, E + ft, out)
-            if "baselines" not in parts:
-                continue
-            sc, _m = torch_pruned(parent, s, DEFAULT_RECIPE.with_(epochs=ft), d, seed, "gradual",
-                                  tprune.L1Unstructured)
-            rec_(out, arch=A, seed=seed, method="torch_gradual", sparsity=s, epochs=E + ft, **sc)
 
 
 def run_lenet5(args: argparse.Namespace, seed: int, out: list[dict[str, Any]]) -> None:
@@ -606,7 +606,7 @@ def main() -> None:
     ap.add_argument("--lottery-seeds", default="0,1,2")
     ap.add_argument("--long", default="", help="extra longer fine-tunes, sparsity:epochs, e.g. 0.99:24")
     ap.add_argument("--lenet5-seeds", default="0,1,2")
-    ap.add_argument("--lenet5-epochs", type=int, default=4)
+    ap.add_argument("--lenet5-epochs", type=int, default=3, help="LeNet-5 parent epochs = its fine-tune budget")
     ap.add_argument("--lenet5-long", default="", help="extra LeNet-5 fine-tunes, sparsity:epochs")
     ap.add_argument("--export-seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="seed 0, 95/98%%, 2 epochs, no lottery/LeNet-5: prints only")
