@@ -174,8 +174,8 @@ def test_reduced_precision_round_trip(tmp_path: Path, precision: str) -> None:
 
 
 def test_container_is_plain_safetensors(tmp_path: Path) -> None:
-    """Any safetensors reader opens the file: one U8 blob per model tensor and
-    prunelab's metadata (format, version, precision, checksum, header)."""
+    """Any safetensors reader opens the file: one U8 tensor holding every encoded part
+    and prunelab's metadata (format, version, precision, checksum, header)."""
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
@@ -183,13 +183,12 @@ def test_container_is_plain_safetensors(tmp_path: Path) -> None:
     path = tmp_path / "m.plsa"
     _, infos = write_artifact(path, spec, sparse_weights(spec, 0.1), "int8", meta={"model_id": "abc123"})
     blobs = load_file(str(path))
-    assert set(blobs) == {n for n, _ in fmt.param_names(spec)}
-    assert {n: b.nbytes for n, b in blobs.items()} == {i.name: i.nbytes for i in infos}
-    assert all(b.dtype == np.uint8 for b in blobs.values())
+    assert set(blobs) == {"payload"} and blobs["payload"].dtype == np.uint8
+    assert blobs["payload"].nbytes == sum(i.nbytes for i in infos)
     with safe_open(str(path), "np") as f:
         md = f.metadata()
     assert md["format"] == "prunelab-sparse" and md["version"] == "2" and md["precision"] == "int8"
-    assert md["model_id"] == "abc123" and md["arch"] == spec.arch and md["checksum"].startswith("crc32:")
+    assert md["checksum"].startswith("crc32:") and split_artifact(path.read_bytes())[1]["meta"]["model_id"] == "abc123"
     # the header is bounded: the length field is checked before anything is read
     assert struct.unpack_from("<Q", path.read_bytes())[0] < 4096
 
@@ -238,7 +237,7 @@ def expect_error(path: Path, fragment: str) -> str:
 def test_flipped_byte_is_caught(artifact: Path, where: str) -> None:
     data = bytearray(artifact.read_bytes())
     n = struct.unpack_from("<Q", data)[0]
-    pos = {"data": len(data) - 10, "metadata": data.index(b'"arch":"') + 9, "header_length": 1}[where]
+    pos = {"data": len(data) - 10, "metadata": data.index(b'"precision":"') + 14, "header_length": 1}[where]
     data[pos] ^= 0x01
     artifact.write_bytes(bytes(data))
     msg = expect_error(artifact, str(artifact))
@@ -350,7 +349,8 @@ def test_crafted_safetensors_tables(artifact: Path) -> None:
         expect_error(artifact, fragment)
     write({**table, "extra": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}})
     expect_error(artifact, "checksum")  # an extra empty tensor changes what the checksum covers
-    artifact.write_bytes(data[:8 + n - 1] + b"\t" + body)  # padding must be spaces
+    text = json.dumps(table).encode() + b"\t"  # padding must be spaces
+    artifact.write_bytes(struct.pack("<Q", len(text)) + text + body)
     expect_error(artifact, "padding")
 
 
@@ -361,8 +361,8 @@ def test_deflated_part_cannot_inflate_beyond_its_size(artifact: Path) -> None:
     entry = _fc1(header)
     off, count, code = entry["parts"]["values"][:3]
     bomb = zlib.compress(b"\0" * (count * 4 * 1000))
-    blob = blobs["fc1.weight"]
-    blobs["fc1.weight"] = blob[:off] + bomb
+    blob = blobs["payload"]
+    blobs["payload"] = blob[:off] + bomb + blob[off + count * 4:]
     entry["parts"]["values"] = [off, count, code, len(bomb)]
     artifact.write_bytes(join_artifact(header, blobs, md))
     expect_error(artifact, "does not inflate")

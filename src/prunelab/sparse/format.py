@@ -4,16 +4,16 @@ docs/artifact-format.md. No pickles, no code on load: safetensors' bounded
 JSON header, then raw bytes.
 
     8 bytes   header length N (uint64 little-endian)        } the safetensors
-    N bytes   JSON: {"__metadata__": {...}, "fc1.weight":   } container
-              {"dtype": "U8", "shape": [k], "data_offsets": [a, b]}, ...}
-    ...       data: one U8 blob per model tensor, its parts back to back
+    N bytes   JSON: {"__metadata__": {...}, "payload":      } container
+              {"dtype": "U8", "shape": [k], "data_offsets": [0, k]}}
+    k bytes   the payload: every tensor's encoded parts, back to back
 
 `__metadata__` (strings, as safetensors requires): format
-"prunelab-sparse", version "2", precision, arch, model_id, checksum
-"crc32:XXXXXXXX" (of the other metadata, then each tensor's name and
-blob in name order), and `prunelab`: the base64 of the deflated JSON header (spec,
-per-tensor encoding and parts table, meta) - base64 of deflate keeps the
-header about the size of the old hand-written one's.
+"prunelab-sparse", version "2", precision, checksum "crc32:XXXXXXXX" (of
+the other metadata, then the tensor's name and bytes), and `prunelab`: the
+base64 of the deflated JSON header (spec, per-tensor encoding and parts
+table, meta) - base64 of deflate keeps the header about the size of the old
+hand-written one's.
 
 Encodings (per tensor, viewed as (rows, cols) = (out channels, rest)):
     dense    every value
@@ -23,7 +23,7 @@ Encodings (per tensor, viewed as (rows, cols) = (out channels, rest)):
     rice     Golomb-Rice coded gaps between flat positions of non-zeros
              (unary quotients + k-bit remainders) + the non-zero values
 A `values` part is stored byte-shuffled and deflated when that is smaller
-(float exponents repeat; about 20% off fp32 values, 17% off fp16).
+(the exponents of a trained layer's weights repeat).
 
 Reading validates the container, the version, the lengths against the file
 size, the checksum and every array's bounds before decoding anything, so a
@@ -54,6 +54,7 @@ from prunelab.sparse.quant import VALUE_DTYPE, as_rows, check_precision, dequant
 LEGACY_MAGIC = b"\x89PLSPAR\n"  # the version-1 container (before safetensors)
 FORMAT = "prunelab-sparse"
 VERSION = 2
+PAYLOAD = "payload"  # the one safetensors tensor: every encoded part, back to back
 SUFFIX = ".plsa"
 MAX_JSON = 16 << 20  # a spec + tensor table is a few KB; anything bigger is not ours
 MAX_INFLATED = 16 << 20  # the same bound for the deflated prunelab header once inflated
@@ -323,7 +324,8 @@ def encode_artifact(
         raise UserError(f"encodings given for unknown tensors {sorted(unknown)}")
     table: list[dict[str, Any]] = []
     infos: list[TensorInfo] = []
-    blobs: dict[str, bytes] = {}
+    chunks: list[bytes] = []
+    offset = 0
     for name, shape in param_names(spec):
         if name not in weights:
             raise UserError(f"the model has no tensor {name!r} that its spec needs")
@@ -336,9 +338,8 @@ def encode_artifact(
         fields, arrays = _encode(q, encoding)
         if scale is not None:
             arrays["scale"] = scale
-        chunks: list[bytes] = []
         parts: dict[str, list[Any]] = {}
-        offset = 0
+        start = offset
         for part_name, arr in arrays.items():
             if part_name == "values":
                 code = VALUE_DTYPE[tprec]
@@ -356,19 +357,17 @@ def encode_artifact(
             parts[part_name] = part
             chunks.append(data)
             offset += len(data)
-        blobs[name] = b"".join(chunks)
         table.append({"name": name, "shape": list(shape), "encoding": encoding, "precision": tprec,
                       **fields, "parts": parts})
-        infos.append(TensorInfo(name, encoding, int(fields.get("nnz", q.size)), int(q.size), offset))
+        infos.append(TensorInfo(name, encoding, int(fields.get("nnz", q.size)), int(q.size), offset - start))
+    # one U8 tensor holds every part: a safetensors entry per model tensor would cost ~60 header
+    # bytes each, a few percent of a small int8 artifact
+    blobs = {PAYLOAD: b"".join(chunks)}
     header = {"format": FORMAT, "version": VERSION, "precision": precision, "spec": spec.to_dict(),
               "tensors": table, "meta": meta or {}}
     text = base64.b64encode(zlib.compress(json.dumps(header, separators=(",", ":"), sort_keys=True)
                                           .encode("utf-8"), 9)).decode("ascii")
-    meta = meta or {}
-    metadata = {"format": FORMAT, "version": str(VERSION), "precision": precision, "arch": spec.arch,
-                "prunelab": text}
-    if meta.get("model_id"):
-        metadata["model_id"] = str(meta["model_id"])
+    metadata = {"format": FORMAT, "version": str(VERSION), "precision": precision, "prunelab": text}
     metadata["checksum"] = checksum(metadata, blobs)
     data = save({n: np.frombuffer(b, np.uint8) for n, b in blobs.items()}, metadata=metadata)
     return data, infos
@@ -545,11 +544,22 @@ def _parse(path: str, header: dict[str, Any], blobs: dict[str, bytes], size: int
     entries = {e["name"]: e for e in header["tensors"] if isinstance(e, dict)}
     if set(entries) != set(expected):
         raise _bad(path, f"tensors {sorted(entries)} do not match the spec's {sorted(expected)}")
-    if set(blobs) != set(expected):
-        raise _bad(path, f"the file holds tensors {sorted(blobs)}; the spec needs {sorted(expected)}")
+    if set(blobs) != {PAYLOAD}:
+        raise _bad(path, f"the file holds tensors {sorted(blobs)[:8]}; a prunelab artifact holds one, "
+                         f"{PAYLOAD!r}")
+    payload = blobs[PAYLOAD]
     tensors = {}
+    spans: list[tuple[int, int, str]] = []
     for name, shape in expected.items():
-        tensors[name] = _decode_entry(path, entries[name], shape, blobs[name])
+        tensors[name] = _decode_entry(path, entries[name], shape, payload)
+        spans += _part_spans(path, entries[name])
+    pos = 0
+    for start, end, what in sorted(spans):  # the parts tile the payload exactly, as the writer lays them out
+        if start != pos:
+            raise _bad(path, f"{what} overlaps another part or leaves a gap")
+        pos = end
+    if pos != len(payload):
+        raise _bad(path, f"the parts cover {pos} of the {len(payload)} payload bytes")
     return Artifact(spec=spec, precision=precision, tensors=tensors, meta=dict(header.get("meta") or {}),
                     path=path, bytes=size)
 
@@ -573,7 +583,7 @@ def _part(path: str, entry: dict[str, Any], key: str, blob: bytes, count: int | 
         raise _bad(path, f"tensor {entry['name']!r}: bad {key} location")
     end = offset + stored
     if end > len(blob):
-        raise _bad(path, f"tensor {entry['name']!r}: {key} runs past the end of its data")
+        raise _bad(path, f"tensor {entry['name']!r}: {key} runs past the end of the payload")
     data = blob[offset:end]
     if packed:
         try:
@@ -599,11 +609,9 @@ def _decode_entry(path: str, e: dict[str, Any], shape: tuple[int, ...], payload:
     scale = None
     if tprec == "int8":
         scale = _part(path, e, "scale", payload, rows, ("f2", "f4")).astype(np.float32)
-    nbytes = len(payload)  # the tensor's blob: all its parts
     if enc == "dense":
         values = _part(path, e, "values", payload, n, vcode)
-        _check_tiling(path, e, payload)
-        return Tensor(name, shape, enc, values, None, scale, nbytes)
+        return Tensor(name, shape, enc, values, None, scale, _stored_bytes(path, e))
     nnz = e["nnz"]
     if not isinstance(nnz, int) or not 0 <= nnz <= n:
         raise _bad(path, f"tensor {name!r}: bad non-zero count {nnz!r}")
@@ -641,24 +649,22 @@ def _decode_entry(path: str, e: dict[str, Any], shape: tuple[int, ...], payload:
             raise _bad(path, f"tensor {name!r}: Rice positions run past the tensor")
     else:
         raise _bad(path, f"tensor {name!r}: unknown encoding {enc!r}")
-    _check_tiling(path, e, payload)
-    return Tensor(name, shape, enc, values, positions.astype(np.int64), scale, nbytes)
+    return Tensor(name, shape, enc, values, positions.astype(np.int64), scale, _stored_bytes(path, e))
 
 
-def _check_tiling(path: str, e: dict[str, Any], blob: bytes) -> None:
-    """The parts of a tensor tile its blob exactly, as the writer lays them out:
-    a part whose offset was moved onto other bytes of the blob fails here."""
+def _stored_bytes(path: str, e: dict[str, Any]) -> int:
+    """Bytes a tensor's parts take in the payload."""
+    return sum(end - start for start, end, _ in _part_spans(path, e))
+
+
+def _part_spans(path: str, e: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """(start, end, 'tensor NAME: PART') byte span of each stored part of a decoded entry."""
     spans = []
     for key, part in e["parts"].items():
         offset, n, code, *packed = part
         if code not in _PART_DTYPES or not all(isinstance(v, int) and not isinstance(v, bool)
                                                for v in (offset, n, *packed)):
             raise _bad(path, f"tensor {e['name']!r}: bad {key} location")
-        spans.append((offset, offset + (packed[0] if packed else n * np.dtype(code).itemsize), key))
-    pos = 0
-    for start, end, key in sorted(spans):
-        if start != pos:
-            raise _bad(path, f"tensor {e['name']!r}: {key} overlaps another part or leaves a gap")
-        pos = end
-    if pos != len(blob):
-        raise _bad(path, f"tensor {e['name']!r}: its parts cover {pos} of its {len(blob)} bytes")
+        spans.append((offset, offset + (packed[0] if packed else n * np.dtype(code).itemsize),
+                      f"tensor {e['name']!r}: {key}"))
+    return spans
