@@ -208,7 +208,8 @@ def report(runs: list[dict], epochs: int, minutes: float, processes: int = 1) ->
         "## Bring your own model (`benchmarks/prune_module.py`)",
         "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, 2 cores shared with other jobs, "
-        f"torch {torch.__version__} with 1 thread, {minutes:.0f} min ({processes} process(es)). "
+        f"torch {torch.__version__} with 1 thread, {minutes:.0f} min for the longest of {processes} "
+        "process(es), at most 2 at a time. "
         f"Report seeds {seeds} (nothing was tuned: "
         "the recipe of docs/your-model.md was fixed before the first run). Residual CNN with BatchNorm and a "
         f"concat ({runs[0]['params']:,} params), trained {epochs} epochs by a plain user loop (Adam 1e-3, batch "
