@@ -361,6 +361,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     if not full:
         raise SystemExit("error: no finished partial run among the files; finish at least one")
     out = json.loads(json.dumps(full[0]))
+    out["stopped"] = len(parts) - len(full)
     out["records"] = []
     for p in parts:
         if "settings" in p and p["settings"]["recipe"] != out["settings"]["recipe"]:
@@ -395,12 +396,16 @@ def select(res: dict[str, Any], arch: str, method: str, sparsity: float, epochs:
             and abs(r["sparsity"] - sparsity) < 1e-9 and r["epochs"] == epochs}
 
 
+REPORT_SEEDS: list[int] = []  # set by report(): cells over fewer seeds say which
+
+
 def cell(rows: dict[int, dict[str, Any]], key: str = "test") -> str:
     if not rows:
         return "—"
     m, sd, hw = t_interval([r[key] for r in rows.values()])
     ci = f" [{(m - hw) * 100:.2f}, {(m + hw) * 100:.2f}]" if len(rows) > 1 else ""
-    return f"{m * 100:.2f} ± {sd * 100:.2f}{ci}"
+    few = sorted(rows) != REPORT_SEEDS and REPORT_SEEDS
+    return f"{m * 100:.2f} ± {sd * 100:.2f}{ci}" + (f" (seeds {','.join(map(str, sorted(rows)))})" if few else "")
 
 
 def paired(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]], key: str = "test"
@@ -426,11 +431,14 @@ def report(res: dict[str, Any]) -> str:
     parent = select(res, A, "parent", 0.0, E)
     eq = select(res, A, "dense_eq", 0.0, 2 * E)
     seeds = sorted(parent)
+    REPORT_SEEDS[:] = seeds
     L: list[str] = [
         "## Pruning accuracy (`benchmarks/prune_accuracy.py`)", "",
         f"{res['date']}, {res['machine']}, torch threads {st['threads']}, "
         f"{res['seconds'] / 60:.0f} process-minutes in {res['processes']} process(es) merged with --merge "
-        "(one run of the script: each part/seed set is one process).",
+        "(one run of the script: each part/seed set is one process"
+        + (f"; {res['stopped']} of them stopped at the deadline, their finished records kept" if res.get("stopped")
+           else "") + ").",
         f"LeNet-300-100 on MNIST: every model trains on the same 55,000 training images; 5,000 (1/12, "
         f"stratified, seeded by the training seed) are the validation split that chose the recipe "
         f"(selection seeds {st['selection_seeds']}); cells are **test** accuracy % on the 10,000 test "

@@ -198,7 +198,7 @@ def main() -> None:
         full = [p for p in parts if not p.get("partial")]
         if not full:
             raise SystemExit("error: no finished run among the files; finish at least one")
-        res = {**full[0], "rows": [r for p in parts for r in p["rows"]],
+        res = {**full[0], "rows": [r for p in parts for r in p["rows"]], "date": max(p["date"] for p in full),
                "seconds": sum(p.get("seconds", 0.0) for p in parts), "processes": len(parts)}
     else:
         torch.set_num_threads(args.threads)
