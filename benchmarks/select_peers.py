@@ -51,7 +51,7 @@ import prunelab
 from prunelab.validate import Thresholds, families
 from prunelab.validate.checks import invariant_checks, quality_checks
 from prunelab.validate.families import Cell, accuracy
-from prunelab.validate.report import seed_stats
+from prunelab.validate.report import json_default, seed_stats
 from prunelab.validate.scenarios import fit_and_score, measure
 
 KEEP = 0.3
@@ -192,7 +192,7 @@ def run(fams: list[str], seeds: list[int], quick: bool, save: Path | None = None
     def checkpoint() -> None:
         out["minutes"] = (time.perf_counter() - t_start) / 60
         if save is not None:
-            save.write_text(json.dumps(out, default=_plain))
+            save.write_text(json.dumps(out, default=json_default))
 
     for seed in seeds:
         for fam in fams:
@@ -291,12 +291,6 @@ def tables(ours: list[dict[str, Any]], peers: list[dict[str, Any]]) -> list[str]
     return lines + ["", "#### Where each wins (highest mean held-out score in the cell)", ""] + wins
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def check_lines(ours: list[dict[str, Any]], extra: list[dict[str, Any]]) -> tuple[list[str], list[str]]:

@@ -256,7 +256,7 @@ def write(result: dict[str, Any], out: Path) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     images = plots(result, out)
     paths = {"json": out / "results.json", "markdown": out / "report.md", "html": out / "report.html"}
-    write_bytes_atomic(paths["json"], json.dumps(result, indent=1, default=_plain).encode())
+    write_bytes_atomic(paths["json"], json.dumps(result, indent=1, default=json_default).encode())
     write_bytes_atomic(paths["markdown"], markdown(result, images).encode())
 
     def _html(tmp: str) -> None:
@@ -266,7 +266,8 @@ def write(result: dict[str, Any], out: Path) -> dict[str, str]:
     return {k: str(v) for k, v in paths.items()} | {"plots": ",".join(str(out / n) for n in images)}
 
 
-def _plain(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """`json.dumps(default=...)` for numpy scalars and arrays (anything else as its str)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
