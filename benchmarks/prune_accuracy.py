@@ -437,7 +437,7 @@ def report(res: dict[str, Any]) -> str:
         f"{res['date']}, {res['machine']}, torch threads {st['threads']}, "
         f"{res['seconds'] / 60:.0f} process-minutes in {res['processes']} process(es) merged with --merge "
         "(one run of the script: each part/seed set is one process"
-        + (f"; {res['stopped']} of them stopped at the deadline, their finished records kept" if res.get("stopped")
+        + (f"; {res['stopped']} of them stopped before finishing, its finished records kept" if res.get("stopped")
            else "") + ").",
         f"LeNet-300-100 on MNIST: every model trains on the same 55,000 training images; 5,000 (1/12, "
         f"stratified, seeded by the training seed) are the validation split that chose the recipe "
