@@ -46,7 +46,6 @@ import json
 import math
 import os
 import platform
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -67,6 +66,7 @@ from prunelab.models.model import Model  # noqa: E402
 from prunelab.prune import DEFAULT_RECIPE, Recipe  # noqa: E402
 from prunelab.prune.schedules import gradual_plan, gradual_sparsity  # noqa: E402
 from prunelab.train import evaluate, fit, to_input  # noqa: E402
+from sections import write_section  # noqa: E402  (benchmarks/sections.py)
 
 HERE = Path(__file__).resolve().parent
 VAL_FRACTION = 1 / 12
@@ -599,18 +599,6 @@ def plot(res: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace only the text between this section's markers."""
-    from prunelab.atomic import write_bytes_atomic
-
-    text = path.read_text()
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    new = f"{begin}\n{body}\n{end}"
-    text = pattern.sub(lambda _m: new, text) if pattern.search(text) else text.rstrip() + f"\n\n{new}\n"
-    write_bytes_atomic(path, text.encode())
 
 
 def main() -> None:

@@ -32,7 +32,6 @@ import argparse
 import copy
 import json
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from torch import nn
 import prunelab
 from prunelab.data.datasets import limit_train, load_dataset
 from prunelab.prune.engine import Gradual
+from sections import write_section  # benchmarks/sections.py
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "prune-module"
@@ -261,17 +261,6 @@ def report(runs: list[dict], epochs: int, minutes: float, processes: int = 1) ->
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    from prunelab.atomic import write_bytes_atomic
-
-    text = RESULTS.read_text()
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    new = f"{begin}\n{body}\n{end}"
-    text = pattern.sub(lambda _m: new, text) if pattern.search(text) else text.rstrip() + f"\n\n{new}\n"
-    write_bytes_atomic(RESULTS, text.encode())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2", help="report seeds")
@@ -304,7 +293,7 @@ def main() -> None:
     if a.quick or a.no_write or (a.train_limit and not a.merge):
         print("(not written to RESULTS.md)", file=sys.stderr)
         return
-    write_section(body)
+    write_section(RESULTS, SECTION, body)
 
 
 if __name__ == "__main__":

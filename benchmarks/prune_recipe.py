@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from prunelab.data.datasets import limit_train, load_dataset  # noqa: E402
 from prunelab.models.model import Model  # noqa: E402
 from prunelab.prune import Recipe  # noqa: E402
 from prunelab.train import evaluate, to_input  # noqa: E402
+from sections import write_section  # noqa: E402  (benchmarks/sections.py)
 
 HERE = Path(__file__).resolve().parent
 VAL_FRACTION = 1 / 12
@@ -167,16 +167,6 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def write_block(path: Path, name: str, body: str) -> None:
-    """Replace the text between `<!-- BEGIN name -->` and `<!-- END name -->` in `path`."""
-    text = path.read_text()
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{path} has no {begin} ... {end} block; add the markers first")
-    path.write_text(pattern.sub(lambda _m: f"{begin}\n{body}\n{end}", text))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="lenet-300-100")
@@ -217,7 +207,7 @@ def main() -> None:
     print(body)
     suffix = "" if res["arch"] == "lenet-300-100" else "-" + res["arch"]
     (HERE / f"prune_recipe{suffix}.json").write_text(json.dumps(res, indent=1))
-    write_block(HERE.parent / "docs" / "pruning.md", args.block or f"prune-recipe{suffix}", body)
+    write_section(HERE.parent / "docs" / "pruning.md", args.block or f"prune-recipe{suffix}", body, create=False)
 
 
 if __name__ == "__main__":
