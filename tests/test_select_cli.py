@@ -70,7 +70,9 @@ def test_plain_select_measures_fraction_and_strategy(tmp_path: Path, capsys: pyt
     src = _npz(tmp_path / "runs.npz", X=X, y=(centres @ rng.normal(size=(4, 3))).argmax(1)[w])
     main(["select", "--input", str(src), "--tolerance", "0.02", "--k", "3", "--max-seconds", "30", "--folds", "2",
           "--json"])
-    res = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    assert captured.err == ""  # no progress bar under --json
     for key in ("kept_indices", "original_count", "kept_count", "bytes_before", "bytes_after", "seconds"):
         assert key in res  # the DESIGN contract
     d = res["report"]["decisions"]
@@ -79,8 +81,10 @@ def test_plain_select_measures_fraction_and_strategy(tmp_path: Path, capsys: pyt
     assert "n_neighbors=3" in d["search"]["estimator"]
     assert d["search"]["table"] and d["search"]["full"]["folds"] == 4
     main(["select", "--input", str(src), "--keep", "0.5", "--folds", "2"])
-    human = capsys.readouterr().out
-    assert "measured accuracy on 4 held-out folds" in human and "condense" in human
+    captured = capsys.readouterr()
+    assert "measured accuracy on 4 held-out folds" in captured.out and "condense" in captured.out
+    # the search's progress bar on stderr: the full store's 4 fits + 6 strategies x 4 folds at 50%
+    assert "auto search: 100%" in captured.err and "28/28" in captured.err
 
 
 def test_select_csv_classification_and_regression(tmp_path: Path) -> None:

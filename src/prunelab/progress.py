@@ -60,6 +60,10 @@ class ProgressBar:
                              file=sys.stderr, dynamic_ncols=True, leave=True)
         elif self._bar is None:
             return
+        elif event.kind == "batch" and event.loss is None:  # work without a loss (a search): say what ran
+            self._bar.n = event.step
+            self._bar.set_postfix_str(event.message, refresh=False)
+            self._bar.refresh()
         elif event.kind == "batch":
             self._bar.n = event.step
             self._bar.set_postfix(epoch=f"{event.epoch}/{event.epochs}", loss=f"{event.loss:.4f}",
@@ -73,6 +77,9 @@ class ProgressBar:
                 post["val"] = f"{event.val_accuracy:.4f}"
             self._bar.set_postfix(post)
         elif event.kind == "end":
+            if event.total_steps:
+                self._bar.total, self._bar.n = event.total_steps, event.step
+                self._bar.refresh()
             self._bar.close()
             self._bar = None
 

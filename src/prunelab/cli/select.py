@@ -68,6 +68,7 @@ def register(sub: Any) -> None:
 
 def cmd_select(args: argparse.Namespace) -> None:
     from prunelab.data.tables import load, save
+    from prunelab.progress import ProgressBar
     from prunelab.select import select
     from prunelab.select.strategies import STRATEGIES
 
@@ -89,9 +90,11 @@ def cmd_select(args: argparse.Namespace) -> None:
         raise UserError(f"{flags}: only for --strategy auto (the measured choice); drop it or "
                         f"--strategy {args.strategy}")
     table = load(args.input, targets=args.target, timestamps=args.timestamps, scores=args.scores)
+    # auto's search can take its whole time budget: a bar on stderr, none under --json
+    search_bar = {"callback": ProgressBar("auto search")} if args.strategy == "auto" and not args.json else {}
     sel = select(table.X, table.y, keep=args.keep, keep_count=args.keep_count, strategy=args.strategy,
                  min_keep=args.min_keep, timestamps=table.timestamps, scores=table.scores, task=args.task,
-                 random_state=args.seed, **auto_options)
+                 random_state=args.seed, **auto_options, **search_bar)
     rep = sel.report
     result: dict[str, Any] = {
         "kept_indices": sel.indices.tolist(), "original_count": rep.original_count, "kept_count": rep.kept_count,

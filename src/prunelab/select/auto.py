@@ -71,6 +71,7 @@ class AutoSelector(BaseSelector):
         "max_seconds": [Interval(Real, 0, None, closed="neither")],
         "group_radius": [Interval(Real, 0, None, closed="left")],
         "holdout": [StrOptions({"rows", "groups"})],
+        "callback": [callable, None],
     }
 
     def __init__(self, keep: float | None = None, *, keep_count: int | None = None, min_keep: int = 20,
@@ -78,7 +79,7 @@ class AutoSelector(BaseSelector):
                  estimator: Any = None, scoring: Any = None, n_neighbors: int = 5, tolerance: float = 0.01,
                  fractions: tuple[float, ...] = FRACTIONS, strategies: tuple[str, ...] | None = None,
                  folds: int = 3, repeats: int = 2, max_rows: int = 4000, max_seconds: float = 60.0,
-                 group_radius: float = 0.1, holdout: str = "rows") -> None:
+                 group_radius: float = 0.1, holdout: str = "rows", callback: Any = None) -> None:
         super().__init__(keep, keep_count=keep_count, min_keep=min_keep, task=task, random_state=random_state,
                          trace_memory=trace_memory)
         self.estimator = estimator
@@ -93,6 +94,7 @@ class AutoSelector(BaseSelector):
         self.max_seconds = max_seconds
         self.group_radius = group_radius
         self.holdout = holdout
+        self.callback = callback
 
     def _candidates(self) -> tuple[str, ...]:
         plain = plain_strategies()
@@ -174,7 +176,7 @@ class AutoSelector(BaseSelector):
                                   trace_memory=False)
 
         result = run_search(X, y, Z, strata.codes, task, settings, make, self.estimator, self.scoring,
-                            given=given, timestamps=ts, scores=sc)
+                            given=given, timestamps=ts, scores=sc, callback=self.callback)
         if result.strategy is None and given is not None:  # measured nothing at the budget
             return replace(result, reason=result.reason + f": used random (the unbiased baseline) at {given:.0%}")
         return result

@@ -306,7 +306,8 @@ class BaseSelector(BaseEstimator):
         return {}
 
     def _report_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.get_params(deep=False).items() if k != "trace_memory"}
+        # how to run (memory tracing, a progress callback) is not what was selected
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in ("trace_memory", "callback")}
 
 
 def _take(a: Any, indices: np.ndarray) -> Any:

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from prunelab.progress import Callback, Event
 from prunelab.select.budget import allocate, apply_floors, requested_count
 from prunelab.select.geometry import near_groups, pair_median
 
@@ -226,12 +227,14 @@ def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, X
 def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, task: str,
                settings: SearchSettings, make_selector: Callable[[str, float], Any], estimator: Any,
                scoring: Any = None, given: float | None = None, timestamps: np.ndarray | None = None,
-               scores: np.ndarray | None = None) -> SearchResult:
+               scores: np.ndarray | None = None, callback: Callback | None = None) -> SearchResult:
     """Measure the grid (or, with `given`, every strategy at that one fraction) and decide.
 
     X (n, d) features as given, y (n,) or (n, t), Z standardized X, codes (n,) strata;
     make_selector(name, fraction) -> an unfitted selector; estimator: the downstream model
-    (None: k-NN); scoring: None (estimator.score) or a scikit-learn scoring name / callable."""
+    (None: k-NN); scoring: None (estimator.score) or a scikit-learn scoring name / callable;
+    callback: progress events (phase 'search', one step per fit; total_steps is the whole
+    grid, an upper bound since the walk may stop early)."""
     from sklearn.metrics import check_scoring
 
     t0 = time.perf_counter()
@@ -280,15 +283,25 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
             stopped = True
         return not stopped
 
+    grid = [given] if given is not None else sorted({f for f in settings.fractions if 0 < f < 1}, reverse=True)
+    cb = callback or (lambda e: None)
+    total = len(splits) * (1 + len(grid) * len(settings.strategies))
+
+    def fitted(what: str) -> None:
+        done = fits["estimator"]
+        cb(Event("batch", phase="search", step=done, total_steps=total, seconds=time.perf_counter() - t0,
+                 message=f"{what} ({settings.max_seconds:g} s budget)"))
+
+    cb(Event("start", phase="search", total_steps=total))
     full: list[float] = []
     for train, test in splits:
         if not in_time():
             break
         full.append(fit_score(est, Xs, ys, train, Xs[test], ys[test], scorer))
         fits["estimator"] += 1
+        fitted("full store")
     if len(full) < len(splits):
         full = []
-    grid = [given] if given is not None else sorted({f for f in settings.fractions if 0 < f < 1}, reverse=True)
     cells: list[Cell] = []
     reached: list[float] = []  # fractions whose best strategy stayed within tolerance, in walk order
     previous: tuple[tuple[int, ...], list[Cell]] | None = None
@@ -312,6 +325,7 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
                 kept = train[sel.indices_]
                 fold_scores.append(fit_score(est, Xs, ys, kept, Xs[test], ys[test], scorer))
                 fits["estimator"] += 1
+                fitted(f"{name} at {frac:.0%}")
             if len(fold_scores) == len(splits):
                 at_f.append(Cell(name, frac, tuple(fold_scores)))
             if stopped:
@@ -326,6 +340,8 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
             reached.append(frac)
         if stopped:
             break
+    # the walk may stop before the grid's end: the bar ends full at the fits that ran
+    cb(Event("end", phase="search", step=fits["estimator"], total_steps=fits["estimator"]))
     complete = {f for f in grid if sum(c.fraction == f for c in cells) == len(settings.strategies)}
     strategy, fraction, reason = decide(full, cells, reached, grid, given, settings, metric, complete)
     if stopped:
