@@ -125,34 +125,28 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], budget_s: float = 1.0, r
 
 def onnx_dense_forward(module: Any, x: np.ndarray, threads: int = 1) -> Callable[[], Any]:
     """The dense network in ONNX Runtime, as a user deploying it would run it:
-    `module` (a torch model, dense weights) exported with torch.onnx.export
-    with a dynamic batch axis, one InferenceSession with `threads` intra-op
+    `module` (a torch model, dense weights) written by `prunelab.export_onnx`
+    (dynamic batch axis), one InferenceSession with `threads` intra-op
     threads (and 1 inter-op), run on float32 `x` (n, *input_shape).
     Imports torch and onnxruntime; raises UserError without them."""
-    import io
+    import tempfile
+    from pathlib import Path
 
     try:
         import onnxruntime as ort
         import torch
+
+        from prunelab.onnx_export import export_onnx
     except ImportError:
         from prunelab.errors import UserError
 
         raise UserError("the ONNX Runtime baseline needs torch and onnxruntime: pip install onnxruntime onnx"
                         ) from None
-    return onnx_session_forward(_onnx_bytes(module, x.shape[1:], torch, io), x, threads, ort)
-
-
-def _onnx_bytes(module: Any, input_shape: tuple[int, ...], torch: Any, io: Any) -> bytes:
-    import warnings
-
-    module.eval()
-    buf = io.BytesIO()
-    dummy = torch.zeros((2, *input_shape), dtype=torch.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (dummy,), buf, input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, dynamo=False)
-    return buf.getvalue()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dense.onnx"
+        export_onnx(module, torch.zeros((2, *x.shape[1:]), dtype=torch.float32), path, check=False)
+        model_bytes = path.read_bytes()
+    return onnx_session_forward(model_bytes, x, threads, ort)
 
 
 def onnx_session_forward(model_bytes: bytes, x: np.ndarray, threads: int, ort: Any) -> Callable[[], Any]:
@@ -163,7 +157,7 @@ def onnx_session_forward(model_bytes: bytes, x: np.ndarray, threads: int, ort: A
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
     xf = np.ascontiguousarray(x, dtype=np.float32)
-    feed = {"x": xf}
+    feed = {sess.get_inputs()[0].name: xf}
     run = sess.run
 
     def go() -> Any:
