@@ -661,7 +661,7 @@ def test_a_damaged_npz_is_read_or_refused_with_one_user_error(seed: int, compres
     file: a UserError or a readable table, never a zlib/zipfile/MemoryError traceback."""
     import io
 
-    from prunelab.select.files import load
+    from prunelab.data.tables import load
 
     TRIED["select_npz_damage"] += 1
     rng = np.random.default_rng(seed)
@@ -699,7 +699,7 @@ def _forged_npz(path: Path, shape: tuple[int, ...], payload: bytes) -> Path:
 def test_regression_npz_claiming_a_huge_array_is_refused_before_allocation(tmp_path: Path) -> None:
     """Found while fuzzing selection inputs: a 200-byte .npz claiming 10**11 floats made numpy
     try to allocate 745 GiB (MemoryError traceback from `prunelab select`)."""
-    from prunelab.select.files import load
+    from prunelab.data.tables import load
     from tests.conftest import assert_user_error, run_cli
 
     bomb = _forged_npz(tmp_path / "bomb.npz", (10**5, 10**6), b"\0" * 64)

@@ -70,10 +70,9 @@ def cmd_select(args: argparse.Namespace) -> None:
     from prunelab.data.tables import load, save
     from prunelab.progress import ProgressBar
     from prunelab.select import select
-    from prunelab.select.strategies import STRATEGIES
+    from prunelab.select.base import check_strategy
 
-    if args.strategy not in STRATEGIES:
-        raise UserError(f"unknown strategy {args.strategy!r}; choose from {', '.join(STRATEGIES)}")
+    check_strategy(args.strategy)  # before the file is read
     if args.keep is not None and args.keep_count is not None:
         raise UserError("give --keep or --keep-count, not both")
     if args.out is not None:

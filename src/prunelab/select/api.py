@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from prunelab.errors import UserError
-from prunelab.select.base import REGISTRY as STRATEGIES
-from prunelab.select.base import get_selector
+from prunelab.select.base import check_strategy, get_selector
 from prunelab.select.report import SelectionReport
 
 
@@ -54,8 +53,7 @@ def select(X: Any, y: Any = None, keep: float | None = None, *, keep_count: int 
     options (e.g. n_clusters=16 for cluster; tolerance=0.005, n_neighbors=3, estimator=...,
     max_seconds=30 for auto). Raises UserError (a ValueError) on bad input.
     """
-    if strategy not in STRATEGIES:
-        raise UserError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     if keep is not None and keep_count is not None:
         raise UserError("give either keep (a fraction) or keep_count (a number of samples), not both")
     if keep is None and keep_count is None and strategy != "auto":

@@ -72,11 +72,16 @@ def plain_strategies() -> list[str]:
     return [name for name, cls in REGISTRY.items() if not cls.searches]
 
 
-def get_selector(name: str, **params: Any) -> BaseSelector:
-    """A selector instance for strategy `name` with the given parameters."""
+def check_strategy(name: Any) -> str:
+    """`name` when it is a registered strategy; otherwise a UserError listing the choices."""
     if name not in REGISTRY:
         raise UserError(f"unknown strategy {name!r}; choose from {', '.join(REGISTRY)}")
-    cls = REGISTRY[name]
+    return str(name)
+
+
+def get_selector(name: str, **params: Any) -> BaseSelector:
+    """A selector instance for strategy `name` with the given parameters."""
+    cls = REGISTRY[check_strategy(name)]
     valid = sorted(cls._get_param_names())
     unknown = sorted(set(params) - set(valid))
     if unknown:

@@ -21,9 +21,9 @@ import numpy as np
 
 from prunelab.errors import UserError
 from prunelab.select.api import select
+from prunelab.select.base import check_strategy
 from prunelab.select.report import SelectionReport
 from prunelab.select.strata import check_inputs
-from prunelab.select.strategies import STRATEGIES
 
 
 class Reservoir:
@@ -35,8 +35,7 @@ class Reservoir:
                  random_state: int = 0, **params: Any) -> None:
         if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
             raise UserError(f"cap must be a positive integer, got {cap!r}")
-        if strategy not in STRATEGIES:
-            raise UserError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+        check_strategy(strategy)
         if not 0.0 <= headroom < 1.0:
             raise UserError(f"headroom must be in [0, 1), got {headroom}")
         self.cap = int(cap)

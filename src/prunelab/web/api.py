@@ -336,7 +336,7 @@ def build_router(state: WebState) -> APIRouter:
     # --- data pruning ------------------------------------------------------------
     @api.get("/strategies")
     def strategies() -> dict[str, Any]:
-        from prunelab.select.strategies import describe_strategies
+        from prunelab.select.base import describe_strategies
 
         return {"strategies": [{"name": k, "description": v} for k, v in describe_strategies().items()]}
 

@@ -4,7 +4,7 @@ On MNIST the job can also train the same network on the kept subset and on
 the whole pool (with the same number of optimisation steps, as the
 `validate` mnist suite does) so the page shows what the data saving costs
 in accuracy. Everything here calls the library: `prunelab.select`,
-`prunelab.select.files.load`, `prunelab.validate.mnist_suite`.
+`prunelab.data.tables.load`, `prunelab.validate.mnist_suite`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ class SelectRequest(BaseModel):
 
 def check_select(strategy: str, keep: float | None, min_keep: int, seed: int) -> None:
     """The library's own checks, run before anything is queued."""
+    from prunelab.select.base import get_selector
     from prunelab.select.budget import check_keep, check_min_keep
-    from prunelab.select.strategies import get_selector
 
     check_keep(keep, None)
     check_min_keep(min_keep)
@@ -106,7 +106,8 @@ def submit_mnist(state: WebState, body: SelectRequest) -> Job:
 def submit_upload(state: WebState, data: bytes, filename: str, target: str, strategy: str,
                   keep: float | None, min_keep: int, seed: int) -> Job:
     """Read an uploaded .npz/.csv with the library's reader now (bad files fail here), select in a job."""
-    from prunelab.select import files, select
+    from prunelab.data.tables import load
+    from prunelab.select import select
 
     suffix = Path(filename or "").suffix.lower()
     if suffix not in (".npz", ".csv"):
@@ -118,7 +119,7 @@ def submit_upload(state: WebState, data: bytes, filename: str, target: str, stra
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
         try:
-            table = files.load(path, targets=targets)
+            table = load(path, targets=targets)
         except UserError as exc:  # name the user's file, not our temp copy
             raise UserError(str(exc).replace(str(path), shown).replace(path.name, shown)) from None
     if len(table.X) < 2:
