@@ -30,6 +30,7 @@ from safetensors.numpy import load_file, save_file
 from prunelab.atomic import write_atomic
 from prunelab.errors import UserError
 from prunelab.home import home
+from prunelab.models.exported import ExportedModel, is_exported_record, load_stored
 from prunelab.models.model import Model
 from prunelab.models.spec import ModelSpec
 
@@ -169,6 +170,9 @@ class Store:
     def load(self, ref: str) -> Model:
         """The model with its weights and masks, rebuilt from its stored spec."""
         rec = self._row(ref)
+        if is_exported_record(rec):  # read with load_exported (models/exported.py)
+            raise UserError(f"model {rec['id']} is an imported torch.export program; prune, eval, compare, "
+                            "export and the explorer's model list work on it, this command does not yet")
         path = self.models_dir / rec["file"]
         if not path.is_file():
             raise UserError(f"weights file of model {rec['id']} is missing ({path}); "
@@ -183,6 +187,17 @@ class Store:
         spec = ModelSpec.from_dict(rec["spec"])
         return Model(spec=spec, weights=weights, masks=masks, meta=rec)
 
+    def load_exported(self, ref: str) -> ExportedModel:
+        """An imported torch.export model (graph JSON + safetensors), see `prunelab.models.exported`."""
+        rec = self._row(ref)
+        if not is_exported_record(rec):
+            raise UserError(f"model {rec['id']} is not an imported torch.export program")
+        path = self.models_dir / rec["file"]
+        if not path.is_file():
+            raise UserError(f"weights file of model {rec['id']} is missing ({path}); "
+                            f"remove the entry with `prunelab rm {rec['id']}`")
+        return load_stored(rec, path)
+
     def weights_path(self, ref: str) -> Path:
         return self.models_dir / self._row(ref)["file"]
 
@@ -196,6 +211,13 @@ class Store:
 
     def save(self, model: Model) -> Model:
         """Store `model` as a new entry; returns it with `meta` filled in (id, created, ...)."""
+        return self._save(model)  # type: ignore[return-value]
+
+    def save_exported(self, model: ExportedModel) -> ExportedModel:
+        """Store an imported torch.export model: graph JSON in the file's header, tensors as safetensors."""
+        return self._save(model)  # type: ignore[return-value]
+
+    def _save(self, model: Model | ExportedModel) -> Model | ExportedModel:
         meta = dict(model.meta)
         name = meta.get("name")
         if name is not None:
@@ -203,14 +225,19 @@ class Store:
         parent = meta.get("parent")
         if parent is not None:
             parent = self.resolve(parent)
-        tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in model.weights.items()}
-        tensors.update({_MASK_PREFIX + k: np.ascontiguousarray(v, dtype=np.uint8) for k, v in model.masks.items()})
+        header: dict[str, str] | None = None
+        if isinstance(model, ExportedModel):  # keeps dtypes (int64 BatchNorm counters) and the graph
+            tensors, header = model.payload()
+        else:
+            tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in model.weights.items()}
+            tensors.update({_MASK_PREFIX + k: np.ascontiguousarray(v, dtype=np.uint8)
+                            for k, v in model.masks.items()})
         for _ in range(10):
             model_id = new_id()
             file = f"{model_id}.safetensors"
             if not (self.models_dir / file).exists():
                 break
-        write_atomic(self.models_dir / file, lambda tmp: save_file(tensors, tmp))
+        write_atomic(self.models_dir / file, lambda tmp: save_file(tensors, tmp, metadata=header))
         model.meta = meta  # so sparsity()/nonzero() below see the new weights
         rec = {
             "id": model_id, "name": name, "created": time.time(), "parent": parent,
@@ -239,6 +266,8 @@ class Store:
         except BaseException:
             (self.models_dir / file).unlink(missing_ok=True)
             raise
+        if isinstance(model, ExportedModel):
+            return model.with_meta(self._row(model_id))
         return Model(spec=model.spec, weights=model.weights, masks=model.masks, meta=self._row(model_id))
 
     def update_metrics(self, ref: str, **metrics: Any) -> None:

@@ -102,7 +102,7 @@ def load_idx_folder(folder: str | Path) -> Dataset:
 
 
 def load_dataset(name: str = "mnist") -> Dataset:
-    """`mnist` (embedded) or `idx:DIR` (standard IDX files in DIR)."""
+    """`mnist` (embedded), `idx:DIR` (standard IDX files in DIR) or `npz:FILE` (data/arrays.py)."""
     if name == "mnist":
         from prunelab.data.mnist import load_mnist
 
@@ -111,7 +111,11 @@ def load_dataset(name: str = "mnist") -> Dataset:
                        x_test=arrays["x_test"], y_test=arrays["y_test"])
     if name.startswith("idx:"):
         return load_idx_folder(name[4:])
-    raise UserError(f"unknown dataset {name!r}; use 'mnist' or 'idx:DIR'")
+    if name.startswith("npz:"):  # one .npz with x_train, y_train, x_test, y_test (data/arrays.py)
+        from prunelab.data.arrays import load_npz_dataset
+
+        return load_npz_dataset(name[4:])
+    raise UserError(f"unknown dataset {name!r}; use 'mnist', 'idx:DIR' or 'npz:FILE'")
 
 
 def confined_dataset(name: str, root: str | Path) -> str:

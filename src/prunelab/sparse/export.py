@@ -96,3 +96,49 @@ def export(model: Model | str, path: str | Path, precision: str = "fp32", store:
     nbytes, infos = write_artifact(path, model.spec, weights, precision, encodings, meta)
     return ExportResult(path=str(path), bytes=nbytes, dense_bytes=len(dense_bytes(model.weights)), precision=precision,
                         model_id=model.id, tensors=infos)
+
+
+def export_module(module: Any, example_input: Any, path: str | Path, precision: str = "fp32") -> ExportResult:
+    """Write any `torch.nn.Module` (pruned with `prune_module` or not) as a compact
+    artifact, when it is a chain of the runtime's ops (Linear, Conv2d, ReLU,
+    MaxPool2d, Flatten; eval-mode BatchNorm after a conv/linear is folded in).
+    Otherwise raises `UserError` listing the unsupported ops (export to ONNX
+    instead). example_input: one batch, e.g. torch.zeros(1, 1, 28, 28).
+    Imports torch (the runtime that reads the artifact does not need it)."""
+    from prunelab.sparse.from_program import spec_from_module
+
+    check_precision(precision)
+    path = _check_out(path)
+    spec, weights = spec_from_module(module, example_input)
+    meta = {"model_id": None, "name": type(module).__name__, "arch": spec.arch,
+            "sparsity": Model(spec, weights).sparsity(), "parent": None, "test_accuracy": None}
+    nbytes, infos = write_artifact(path, spec, weights, precision, None, meta)
+    return ExportResult(path=str(path), bytes=nbytes, dense_bytes=len(dense_bytes(weights)), precision=precision,
+                        model_id=None, tensors=infos)
+
+
+def exported_as_spec(model: Any) -> Model:
+    """An imported torch.export model (`prunelab.models.exported.ExportedModel`) as a
+    spec `Model` the runtime runs, its record in `meta`; `UserError` listing the ops it lacks."""
+    from prunelab.models.exported import deserialize
+    from prunelab.sparse.from_program import spec_from_program
+
+    program = deserialize(model.spec.graph, model.weights, model.spec)
+    spec, weights = spec_from_program(program, arch=model.spec.arch)
+    return Model(spec=spec, weights=weights, meta=model.meta)
+
+
+def export_exported(model: Any, path: str | Path, precision: str = "fp32") -> ExportResult:
+    """`export` for an imported torch.export model (see `exported_as_spec`)."""
+    check_precision(precision)
+    res = export(exported_as_spec(model), _check_out(path), precision)
+    params = {n: model.weights[n] for n in model.spec.parameters}
+    return ExportResult(path=res.path, bytes=res.bytes, dense_bytes=len(dense_bytes(params)), precision=precision,
+                        model_id=model.id, tensors=res.tensors)
+
+
+def _check_out(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--out {path} is a folder; give a file name like {path / 'model.plsa'}")
+    return path
