@@ -54,20 +54,31 @@ class ClusterSelector(BaseSelector):
             return idx, np.ones(len(idx))
         labels, dist, k = self._cluster(ctx, idx, quota)
         sizes = np.bincount(labels, minlength=k)
-        quotas = allocate(sizes, quota, lower=1 if quota >= int((sizes > 0).sum()) else 0)
-        order, starts = grouped(labels, dist)
         scale = np.maximum(np.bincount(labels, weights=dist, minlength=k) / np.maximum(sizes, 1), 1e-12)
         values = 1.0 / (1.0 + dist / scale[labels])  # representativeness: 1 at the centroid
-        chosen = []
-        for c in range(k):
-            members = order[starts[c] : starts[c + 1]]
-            q = int(quotas[c])
-            if q == 0:
-                continue
-            near = min(q, int(math.ceil(q * (1.0 - self.spread))))
-            rest = members[near:]
-            picks = [members[:near]]
-            if q > near:
-                picks.append(rest[spread_positions(len(rest), q - near)])
-            chosen.append(np.concatenate(picks))
-        return idx[np.concatenate(chosen)], values
+        return idx[pick_in_clusters(labels, dist, quota, self.spread)], values
+
+
+def pick_in_clusters(labels: np.ndarray, dist: np.ndarray, quota: int, spread: float) -> np.ndarray:
+    """Positions of the `quota` rows kept from rows with cluster `labels` (int64 (n,)) at distance
+    `dist` (float64 (n,)) from their centroid: each cluster gets a share proportional to its size
+    (at least one when the quota allows), the nearest ceil(q * (1 - spread)) of its rows plus the
+    rest spread evenly over its distance range. Ties go to the earlier position. Shared by the
+    in-memory selector and the streaming engines (`prunelab.select.streaming`)."""
+    k = int(labels.max()) + 1
+    sizes = np.bincount(labels, minlength=k)
+    quotas = allocate(sizes, quota, lower=1 if quota >= int((sizes > 0).sum()) else 0)
+    order, starts = grouped(labels, dist)
+    chosen = []
+    for c in range(k):
+        members = order[starts[c] : starts[c + 1]]
+        q = int(quotas[c])
+        if q == 0:
+            continue
+        near = min(q, int(math.ceil(q * (1.0 - spread))))
+        rest = members[near:]
+        picks = [members[:near]]
+        if q > near:
+            picks.append(rest[spread_positions(len(rest), q - near)])
+        chosen.append(np.concatenate(picks))
+    return np.concatenate(chosen)

@@ -21,20 +21,23 @@ def kmeans_partition(Z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.n
     n = len(Z)
     if k <= 1 or n <= 1:
         centre = Z.mean(0, dtype=np.float64).astype(np.float32)
-        return np.zeros(n, dtype=np.int64), _row_dist(Z, centre[None, :], np.zeros(n, dtype=np.int64))
+        return np.zeros(n, dtype=np.int64), row_dist(Z, centre[None, :], np.zeros(n, dtype=np.int64))
+    model = kmeans_model(n, k, seed)
+    labels = model.fit_predict(Z).astype(np.int64)
+    return labels, row_dist(Z, model.cluster_centers_.astype(np.float32), labels)
+
+
+def kmeans_model(n: int, k: int, seed: int) -> Any:
+    """The (unfitted) k-means for n rows: KMeans up to 10k rows, MiniBatchKMeans above."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    model: Any
     if n <= 10_000:
-        model = KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=seed)
-    else:
-        model = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, max_iter=30, max_no_improvement=5,
-                                random_state=seed)
-    labels = model.fit_predict(Z).astype(np.int64)
-    return labels, _row_dist(Z, model.cluster_centers_.astype(np.float32), labels)
+        return KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=seed)
+    return MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, max_iter=30, max_no_improvement=5,
+                           random_state=seed)
 
 
-def _row_dist(Z: np.ndarray, centres: np.ndarray, labels: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+def row_dist(Z: np.ndarray, centres: np.ndarray, labels: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     out = np.empty(len(Z), dtype=np.float64)
     for i in range(0, len(Z), chunk):
         diff = Z[i : i + chunk] - centres[labels[i : i + chunk]]
