@@ -20,7 +20,7 @@ from prunelab.errors import UserError
 # Modules that add subcommands: each has `register(subparsers)`.
 COMMAND_MODULES = ["prunelab.cli.models", "prunelab.cli.serve", "prunelab.cli.prune",
                    "prunelab.cli.export",
-                   "prunelab.cli.select"]
+                   "prunelab.cli.select", "prunelab.cli.imports"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -39,6 +39,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="artifact path, e.g. model.plsa")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="stored weight precision (int8: per-output-channel symmetric)")
+    p.add_argument("--format", default="plsa", choices=("plsa", "onnx"),
+                   help="plsa: the compact artifact; onnx: ONNX with a dynamic batch axis, checked in ONNX Runtime")
     add_json_flag(p)
     p.set_defaults(handler=cmd_export)
 
@@ -66,8 +68,12 @@ def register(sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from prunelab.cli.imports import cmd_export_model
     from prunelab.sparse.export import export
     from prunelab.store import Store
+
+    if cmd_export_model(args):  # imported models, and --format onnx
+        return
 
     res = export(args.model, args.out, precision=args.precision, store=Store())
     encs = ", ".join(f"{t.name} {t.encoding}" for t in res.tensors if t.name.endswith(".weight"))
@@ -111,6 +117,11 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
     if len(set(args.models)) != len(args.models):
         raise UserError("a model is named twice; list each model once")
+    from prunelab.cli.imports import cmd_compare_mixed, is_imported
+
+    if any(is_imported(ref) for ref in args.models):  # torch.export programs among them
+        cmd_compare_mixed(args)
+        return
     rows = [r.to_dict() for r in compare(args.models, Store(), precision=args.precision, threads=args.threads,
                                          budget_s=args.budget)]
     ort = any("ort_latency_us_b1" in r for r in rows)

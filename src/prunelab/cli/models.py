@@ -46,6 +46,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("eval", help="accuracy, loss and confusion matrix on the test split")
     p.add_argument("model", metavar="MODEL", help="model id or name")
+    p.add_argument("--dataset", default=None,
+                   help="imported models: mnist, idx:DIR or npz:FILE (default: the one given at import)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_eval)
 
@@ -95,9 +97,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    from prunelab.cli.imports import cmd_eval_imported, is_imported
     from prunelab.store import Store
     from prunelab.train import evaluate_model
 
+    if is_imported(args.model):  # a torch.export program (prunelab import)
+        cmd_eval_imported(args)
+        return
+    if args.dataset is not None:
+        raise UserError("--dataset is for imported models; a trained model is evaluated on its own data set")
     store = Store()
     model = store.load(args.model)
     res = evaluate_model(model)

@@ -80,6 +80,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="fine-tune shuffling seed")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--name", help="a unique name for the child")
+    p.add_argument("--dataset", default=None,
+                   help="imported models: data set to fine-tune and test on (default: the one given at import)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_prune)
 
@@ -97,6 +99,15 @@ def register(sub: Any) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
+    from prunelab.cli.imports import cmd_prune_imported, is_imported
+
+    if is_imported(args.model):  # a torch.export program (prunelab import)
+        cmd_prune_imported(args)
+        return
+    if args.dataset is not None:
+        from prunelab.errors import UserError
+
+        raise UserError("--dataset is for imported models; a trained model is fine-tuned on its own data set")
     from prunelab.progress import ProgressBar
     from prunelab.prune import prune
     from prunelab.store import Store

@@ -21,6 +21,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from prunelab.errors import UserError
+from prunelab.models.exported import is_exported_record
 from prunelab.progress import Callback
 from prunelab.web import data_jobs, imaging, inside
 from prunelab.web.jobs import FINISHED, Job
@@ -398,6 +399,8 @@ def _compare_row(state: WebState, rec: dict[str, Any], measure: bool) -> dict[st
     from prunelab.sparse.compare import compare_model, flops_nonzero
 
     row = summary(state, rec)
+    if is_exported_record(rec):  # an imported torch.export program (prunelab import)
+        return _compare_row_imported(state, rec, row, measure)
     spec = ModelSpec.from_dict(rec["spec"])
     row["flops"] = spec.flops()
     if rec["sparsity"] == 0 and rec["nonzero"] == rec["params"]:
@@ -413,6 +416,27 @@ def _compare_row(state: WebState, rec: dict[str, Any], measure: bool) -> dict[st
                     "latency_us_b256", "torch_latency_us_b1", "torch_latency_us_b256", "speedup_b1",
                     "speedup_b256", "ort_latency_us_b1", "ort_latency_us_b256", "ort_speedup_b1",
                     "ort_speedup_b256"):
+            row[key] = measured.get(key)
+    return row
+
+
+def _compare_row_imported(state: WebState, rec: dict[str, Any], row: dict[str, Any], measure: bool) -> dict[str, Any]:
+    """`_compare_row` for an imported model: FLOPs from its graph; with `measure`,
+    `prunelab.sparse.compare_imported` (artifact columns None when the runtime lacks its ops)."""
+    from prunelab.sparse.compare_imported import compare_exported, sparse_flops
+
+    model = state.store.load_exported(rec["id"])
+    row["flops"] = model.spec.flops()
+    row["effective_flops"] = sparse_flops(model)
+    if measure:
+        measured = state.measurements.get(rec["id"])
+        if measured is None:
+            measured = compare_exported(model, threads=1, budget_s=0.15)
+            state.measurements.put(rec["id"], measured)
+        for key in ("artifact_bytes", "dense_gzip_bytes", "compression_ratio", "latency_us_b1",
+                    "latency_us_b256", "torch_latency_us_b1", "torch_latency_us_b256", "speedup_b1",
+                    "speedup_b256", "ort_latency_us_b1", "ort_latency_us_b256", "ort_speedup_b1",
+                    "ort_speedup_b256", "artifact_error"):
             row[key] = measured.get(key)
     return row
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from prunelab.data.datasets import Dataset, load_dataset
 from prunelab.errors import UserError
+from prunelab.models.exported import is_exported_record
 from prunelab.models.model import Model
 from prunelab.store import Store
 from prunelab.web.jobs import JobQueue
@@ -77,7 +78,9 @@ class WebState:
         """The torch module of a stored model, in eval mode (cached by id)."""
         module = self._modules.get(model_id)
         if module is None:
-            module = self.store.load(model_id).to_torch().eval()
+            rec = self.store.get(model_id)
+            model = self.store.load_exported(model_id) if is_exported_record(rec) else self.store.load(model_id)
+            module = model.to_torch().eval()
             self._modules.put(model_id, module)
         return module
 
