@@ -12,10 +12,21 @@ from prunelab.errors import UserError
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("select", help="keep the training samples that matter (.npz or .csv)")
-    p.add_argument("--input", required=True, metavar="FILE", help=".npz (X, y, timestamps, scores) or .csv")
+    p = sub.add_parser("select", help="keep the training samples that matter (.npz, .csv or Parquet shards)")
+    p.add_argument("--input", required=True, metavar="FILE|DIR|GLOB",
+                   help=".npz (X, y, timestamps, scores), .csv, or Parquet: a .parquet file, a directory of shards "
+                        "or a glob (quote it)")
     p.add_argument("--target", action="append", default=[], metavar="COL",
-                   help="CSV label/target column (repeat for a multi-column regression target)")
+                   help="CSV/Parquet label/target column (repeat for a multi-column regression target)")
+    p.add_argument("--features", action="append", default=[], metavar="COL[,COL]",
+                   help="Parquet feature columns (default: every other numeric column)")
+    p.add_argument("--engine", choices=("memory", "local", "ray"),
+                   help="memory: every row in memory (the only engine for .npz/.csv); local: stream Parquet "
+                        "shards in this process, memory bounded by the chunk; ray: the same passes on Ray Data. "
+                        "Default for Parquet: local for random/cluster, memory for the others")
+    p.add_argument("--ray-address", metavar="ADDR", help="--engine ray: join this cluster (default: start a local Ray)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="--engine ray: concurrent tasks (default: the cluster's CPUs)")
     p.add_argument("--timestamps", metavar="COL", help="CSV column with timestamps (recency)")
     p.add_argument("--scores", metavar="COL", help="CSV column with quality scores (higher is better)")
     p.add_argument("--keep", type=float, metavar="F", help="fraction to keep, in (0, 1]")
@@ -36,7 +47,8 @@ def register(sub: Any) -> None:
     p.add_argument("--min-keep", type=int, default=20, metavar="N", help="never keep fewer (default 20)")
     p.add_argument("--task", default="auto", help="auto, classification, regression or none")
     p.add_argument("--seed", type=int, default=0, help="random_state")
-    p.add_argument("--out", metavar="FILE", help="write the kept rows (.npz, or .csv for CSV input)")
+    p.add_argument("--out", metavar="FILE", help="write the kept rows (.npz, or .csv for CSV input; Parquet input: "
+                                                  "a .parquet file or a directory of shards, with _shard and _row)")
     p.add_argument("--report", metavar="FILE", help="write the selection report as JSON")
     add_json_flag(p)
     p.set_defaults(handler=cmd_select)
@@ -75,6 +87,16 @@ def cmd_select(args: argparse.Namespace) -> None:
     check_strategy(args.strategy)  # before the file is read
     if args.keep is not None and args.keep_count is not None:
         raise UserError("give --keep or --keep-count, not both")
+    from prunelab.data.shards import is_parquet_source
+
+    if is_parquet_source(args.input):
+        cmd_select_parquet(args)
+        return
+    if args.engine in ("local", "ray") or args.features or args.ray_address or args.workers is not None:
+        flag = f"--engine {args.engine}" if args.engine in ("local", "ray") else (
+            "--features" if args.features else "--ray-address" if args.ray_address else "--workers")
+        raise UserError(f"{flag} is for Parquet input (a .parquet file, a directory of shards or a glob); "
+                        ".npz and .csv are read into memory (--engine memory)")
     if args.out is not None:
         if not args.out.lower().endswith((".npz", ".csv")):
             raise UserError(f"--out {args.out}: name it .npz (arrays) or .csv (CSV input only)")
@@ -109,6 +131,49 @@ def cmd_select(args: argparse.Namespace) -> None:
         result["report_path"] = args.report
     human = rep.summary() + (f"\nwrote {result['out']}" if args.out else "")
     emit(args, result, human)
+
+
+def cmd_select_parquet(args: argparse.Namespace) -> None:
+    """`select` on Parquet shards: the engines of `prunelab.select.engines`."""
+    from prunelab.select.engines import select_dataset
+    from prunelab.select.streaming import STREAMING_STRATEGIES, PassBar
+
+    engine = args.engine or ("local" if args.strategy in STREAMING_STRATEGIES else "memory")
+    if args.ray_address and engine != "ray":
+        raise UserError("--ray-address is for --engine ray")
+    if args.workers is not None and (engine != "ray" or args.workers < 1):
+        raise UserError("--workers N (N >= 1) is for --engine ray")
+    if args.report is not None and not args.report.lower().endswith(".json"):
+        raise UserError(f"--report {args.report}: the report is JSON; name it .json")
+    auto_options = {name: getattr(args, name) for name in ("tolerance", "folds", "max_seconds", "n_neighbors",
+                                                            "holdout") if getattr(args, name) is not None}
+    if auto_options and args.strategy != "auto":
+        raise UserError("--tolerance/--folds/--max-seconds/--k/--holdout are only for --strategy auto")
+    features = [c.strip() for f in args.features for c in f.split(",") if c.strip()] or None
+    res = select_dataset(args.input, target=args.target, features=features, timestamps=args.timestamps,
+                         scores=args.scores, keep=args.keep, keep_count=args.keep_count, strategy=args.strategy,
+                         min_keep=args.min_keep, task=args.task, random_state=args.seed, engine=engine, out=args.out,
+                         ray_address=args.ray_address, workers=args.workers,
+                         progress=None if args.json else PassBar(), **auto_options)
+    rep = res.report
+    sel = rep.selection
+    result: dict[str, Any] = {
+        "original_count": sel.original_count, "kept_count": sel.kept_count, "requested_count": sel.requested_count,
+        "bytes_before": sel.bytes_before, "bytes_after": sel.bytes_after, "seconds": sel.seconds,
+        "strategy": sel.strategy, "engine": rep.engine, "rows_read": rep.rows_read,
+        "passes": [p.to_dict() for p in rep.passes], "peak_rss": rep.peak_rss, "wall_seconds": rep.wall_seconds,
+        "report": rep.to_dict(),
+    }
+    if engine == "memory":  # the in-memory contract; streamed runs can keep millions of rows: see --out
+        result["kept_indices"] = res.indices.tolist()
+    if rep.out:
+        result["out"] = rep.out
+    if args.report:
+        from prunelab.atomic import write_bytes_atomic
+
+        write_bytes_atomic(args.report, json.dumps(rep.to_dict(), indent=1, default=str).encode())
+        result["report_path"] = args.report
+    emit(args, result, rep.summary() + (f"\nwrote {rep.out}" if rep.out else ""))
 
 
 def cmd_validate(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import time
@@ -95,7 +96,7 @@ class RayEngine:
         self._started = False
         if not ray.is_initialized():
             opts: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False,
-                                    "configure_logging": False}
+                                    "logging_level": logging.ERROR}
             try:
                 if address:
                     ray.init(address=address, **opts)
@@ -107,7 +108,9 @@ class RayEngine:
             self._started = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our bar per pass counts rows
-        ctx.execution_options.preserve_order = False
+        ctx.print_on_execution_start = False
+        ctx.execution_options.preserve_order = False  # results carry their chunk index
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # stderr is for our bars and errors
         self.workers = int(workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
         self.nodes: set[str] = set()
         self._peaks: dict[str, int] = {}
@@ -118,7 +121,7 @@ class RayEngine:
 
         ds = ray.data.from_items([{"i": i, "arg": pickle.dumps(item, protocol=5)} for i, item in enumerate(items)],
                                  override_num_blocks=len(items))
-        mapped = ds.map(_ray_call(fn), num_cpus=1, concurrency=self.workers)
+        mapped = ds.map(_ray_call(fn), num_cpus=1, compute=ray.data.TaskPoolStrategy(size=self.workers))
         try:
             for row in mapped.iter_rows():
                 i = int(row["i"])
