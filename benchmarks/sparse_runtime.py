@@ -100,7 +100,7 @@ def get_models(store: Any, ds: Any, epochs: int, ft_epochs: int, schedule: str |
                 f"({time.perf_counter() - t0:.0f} s)")
         out[(arch, 0.0)] = parent
         for s in SPARSITIES:
-            sched = schedule or default_schedule(s, "magnitude")
+            sched = schedule or default_schedule("magnitude")
             child_name = f"{name}-p{round(s * 100)}-{sched}-ft{ft_epochs}"
             try:
                 child = store.load(child_name)

@@ -103,11 +103,3 @@ def logits_of(module: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> tor
     """(N, classes) logits of `module` on `x`, in eval mode."""
     module.eval()
     return torch.cat([module(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-@torch.no_grad()
-def apply_masks(module: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Zero the masked entries of `module`'s parameters in place."""
-    params = dict(module.named_parameters())
-    for name, mask in masks.items():
-        params[name].mul_(mask)

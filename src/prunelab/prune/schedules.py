@@ -1,4 +1,6 @@
-"""Pruning schedules: pure functions of step counts, no torch.
+"""Pruning schedules: pure functions of step counts, no torch. The schedule
+objects users pick by name (`OneShot`, `Gradual`, `Lottery`, registry
+`SCHEDULES`) live in `prunelab.prune.engine.schedules` and call these.
 
 - `oneshot`: prune to the target once, then fine-tune.
 - `gradual` (Zhu & Gupta 2017, the default of TensorFlow's model-optimization
@@ -15,18 +17,6 @@ from __future__ import annotations
 import math
 
 from prunelab.errors import UserError
-
-SCHEDULES = ("oneshot", "gradual", "lottery")
-
-
-def list_schedules() -> list[str]:
-    return list(SCHEDULES)
-
-
-def check_schedule(name: str) -> str:
-    if name not in SCHEDULES:
-        raise UserError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
-    return name
 
 
 def gradual_sparsity(t: int, s_i: float, s_f: float, t0: int, n: int, dt: int = 1) -> float:

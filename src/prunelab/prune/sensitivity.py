@@ -1,7 +1,8 @@
 """Per-layer sensitivity: how much accuracy each layer loses when pruned alone.
 
 For every prunable layer and every sparsity in a grid, the layer alone is
-magnitude-pruned (no fine-tuning) and the network evaluated on the validation
+pruned by the engine (`prune_with`, one-shot, scope "layer", every other
+layer ignored; no fine-tuning) and the network evaluated on the validation
 split held out of the data the model was trained on (the parent's own split,
 or the default share when it trained on everything): budgets chosen from the
 curves never see the test split, which only reports. `SensitivityResult.budget(S)` turns the
@@ -13,6 +14,7 @@ Distiller's sensitivity analysis), then the largest layer absorbs rounding.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,11 @@ from prunelab.data.datasets import Dataset
 from prunelab.errors import UserError
 from prunelab.models.model import Model
 from prunelab.progress import Callback, Event
-from prunelab.prune.masks import check_sparsity, magnitude_mask
+from prunelab.prune.engine.pruning import PruneSettings, prune_with
+from prunelab.prune.engine.schedules import OneShot
+from prunelab.prune.masks import check_sparsity
+from prunelab.prune.parent import resolve_model, training_data
+from prunelab.train import evaluate, set_threads, to_input
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
@@ -148,49 +154,47 @@ def sensitivity(
     limit: int | None = None,
     threads: int | None = None,
     callback: Callback | None = None,
+    criterion: str = "l1",
 ) -> SensitivityResult:
     """Scan every prunable layer at `sparsities` (each in [0, 1)) without fine-tuning.
 
     limit: evaluate on the first `limit` validation images only (all by default).
+    criterion: the engine's criterion that ranks the weights (`list_criteria()`).
+    A layer already sparser than a grid point keeps its current mask there.
     """
-    from prunelab.prune.api import _resolve_model, _training_data
-    from prunelab.train import evaluate, set_threads, to_input
-
     t0 = time.perf_counter()
     grid = sorted({check_sparsity(s, "--sparsities") for s in sparsities})
     if not grid:
         raise UserError("--sparsities needs at least one value like 0.5,0.9")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be a positive integer, got {limit}")
-    parent, _ = _resolve_model(model, store)
+    parent, _ = resolve_model(model, store)
     set_threads(threads)
-    ds, info = _training_data(parent, dataset)
+    ds, info = training_data(parent, dataset)
     assert ds.x_val is not None and ds.y_val is not None  # _training_data always carves one
     x = to_input(ds.x_val[:limit])
     y = torch.from_numpy(ds.y_val[:limit])
     module = parent.to_torch()
     dense = evaluate(module, x, y, classes=ds.classes).accuracy
-    params = dict(module.named_parameters())
     cb = callback or (lambda e: None)
     names = parent.weight_names()
+    layers = [n.removesuffix(".weight") for n in names]
     accuracy: dict[str, list[float]] = {}
     total = len(names) * len(grid)
     step = 0
-    for name in names:
-        original = params[name].detach().clone()
-        old = parent.masks.get(name)
+    for name, layer in zip(names, layers, strict=True):
+        # the engine counts a layer's zeros as pruned: a pruned parent's layer never gets denser
+        already = float(np.count_nonzero(parent.weights[name] == 0)) / parent.weights[name].size
+        others = tuple(v for v in layers if v != layer)
         accs = []
         for s in grid:
-            already = float((~old).mean()) if old is not None else 0.0
-            mask = magnitude_mask(original.numpy(), max(s, already), old)
-            with torch.no_grad():
-                params[name].copy_(original * torch.from_numpy(mask.astype(np.float32)))
-            accs.append(evaluate(module, x, y, classes=ds.classes).accuracy)
+            trial = copy.deepcopy(module)
+            prune_with(trial, PruneSettings(sparsity=max(s, already), scope="layer", criterion=criterion,
+                                            schedule=OneShot(), ignore=others))
+            accs.append(evaluate(trial, x, y, classes=ds.classes).accuracy)
             step += 1
             cb(Event("batch", phase="sensitivity", step=step, total_steps=total, accuracy=accs[-1],
                      message=f"{name} at {s:.0%}"))
-        with torch.no_grad():
-            params[name].copy_(original)
         accuracy[name] = accs
     sizes = {n: int(parent.weights[n].size) for n in names}
     return SensitivityResult(model=parent.id or parent.name, sparsities=grid, accuracy=accuracy, sizes=sizes,

@@ -11,9 +11,14 @@ is folded into N's bias. When a unit's incoming weights are already all
 zero (or its outgoing weights are), removal is therefore exact: the child
 predicts what the masked parent predicts (`shrink`).
 
-Units are ranked by the L1 norm of their incoming weights (Li et al. 2017,
-"Pruning Filters for Efficient ConvNets"); global ranking divides by the
-fan-in so layers of different widths compare fairly.
+Units are ranked by the engine's criterion summed over their incoming
+weights: with 'l1', the L1 norm (Li et al. 2017, "Pruning Filters for
+Efficient ConvNets"); global ranking divides by the fan-in so layers of
+different widths compare fairly. The counts follow the engine's exact rule
+(`prunelab.prune.engine.structured.channels_to_remove`). What this module
+adds to the engine is the spec surgery: the child is a smaller *spec*, so it
+is stored as arrays and rebuilt from JSON like any other model (the engine's
+Torch-Pruning path cuts a live module instead).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import numpy as np
 from prunelab.errors import UserError
 from prunelab.models.model import Model
 from prunelab.models.spec import Layer, ModelSpec
-from prunelab.prune.masks import check_sparsity, lowest_k, prune_count
+from prunelab.prune.engine.criteria import Criterion, get_criterion
+from prunelab.prune.engine.structured import channels_to_remove
+from prunelab.prune.masks import check_sparsity
 
 
 @dataclass(frozen=True)
@@ -61,15 +68,6 @@ def _units(layer: Layer) -> int:
     return int(layer.args["out_features"] if layer.kind == "linear" else layer.args["out_channels"])
 
 
-def unit_scores(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """layer name -> L1 norm of each hidden unit's incoming weights, shape (units,)."""
-    out = {}
-    for link in links(spec):
-        w = np.asarray(weights[f"{link.layer.name}.weight"], dtype=np.float64)
-        out[link.layer.name] = np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
-    return out
-
-
 def select_units(
     spec: ModelSpec,
     weights: Mapping[str, np.ndarray],
@@ -78,16 +76,28 @@ def select_units(
     scope: str = "layer",
     ignore: Iterable[str] = (),
     layer_sparsity: Mapping[str, float] | None = None,
+    criterion: str | Criterion = "l1",
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """layer name -> sorted indices of the units to KEEP.
 
-    scope='layer': each hidden layer loses round(s * units) of its weakest
-    units; 'global': round(s * all hidden units) go by L1 norm / fan-in.
-    ignore: layers kept whole; layer_sparsity: per-layer fraction removed.
-    Every layer keeps at least one unit. The output layer is never touched.
+    A unit scores the sum of the engine criterion's scores over its incoming
+    weights (criterion 'l1': the L1 norm of its row/filter). scope='layer':
+    each hidden layer loses round(s * units) of its weakest units; 'global':
+    round(s * all hidden units) go by score / fan-in (so layers of different
+    fan-in compare), with the engine's exact-count rule
+    (`channels_to_remove`). ignore: layers kept whole; layer_sparsity:
+    per-layer fraction removed. Every layer keeps at least one unit. The
+    output layer is never touched.
     """
     sparsity = check_sparsity(sparsity)
-    scores = unit_scores(spec, weights)
+    crit = get_criterion(criterion)
+    scores = {}
+    fan_in = {}
+    for i, link in enumerate(links(spec)):
+        w = np.asarray(weights[f"{link.layer.name}.weight"])
+        scores[link.layer.name] = crit.weight_scores(w, seed + i).reshape(w.shape[0], -1).sum(axis=1)
+        fan_in[link.layer.name] = int(np.prod(w.shape[1:]))
     hidden = list(scores)
     last = spec.weight_layers()[-1].name
     for name in [*ignore, *(layer_sparsity or {})]:
@@ -97,23 +107,13 @@ def select_units(
             raise UserError(f"no hidden layer named {name!r}; hidden layers are: {', '.join(hidden)}")
     fixed = {n: check_sparsity(s, f"layer sparsity of {n}") for n, s in (layer_sparsity or {}).items()}
     removed: dict[str, np.ndarray] = {n: np.empty(0, dtype=np.int64) for n in hidden}
-    pool = [n for n in hidden if n not in set(ignore) and n not in fixed]
     for n, s in fixed.items():
-        removed[n] = lowest_k(scores[n], min(prune_count(s, scores[n].size), scores[n].size - 1))
-    if scope == "layer":
-        for n in pool:
-            removed[n] = lowest_k(scores[n], min(prune_count(sparsity, scores[n].size), scores[n].size - 1))
-    elif pool:
-        fan_in = {n: np.prod(np.asarray(weights[f"{n}.weight"]).shape[1:]) for n in pool}
-        flat = np.concatenate([scores[n] / fan_in[n] for n in pool])
-        owner = np.concatenate([np.full(scores[n].size, i) for i, n in enumerate(pool)])
-        local = np.concatenate([np.arange(scores[n].size) for n in pool])
-        chosen = lowest_k(flat, prune_count(sparsity, flat.size))
-        for i, n in enumerate(pool):
-            r = np.sort(local[chosen[owner[chosen] == i]])
-            if r.size >= scores[n].size:  # keep the layer's strongest unit
-                r = np.delete(r, np.searchsorted(r, int(np.argmax(scores[n]))))
-            removed[n] = r
+        removed[n] = channels_to_remove([scores[n]], s, "layer")[0]
+    pool = [n for n in hidden if n not in set(ignore) and n not in fixed]
+    if pool:
+        cut = channels_to_remove([scores[n] / fan_in[n] if scope == "global" else scores[n] for n in pool],
+                                 sparsity, scope)
+        removed.update(zip(pool, cut, strict=True))
     keep = {}
     for n in hidden:
         mask = np.ones(scores[n].size, dtype=bool)

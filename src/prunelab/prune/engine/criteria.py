@@ -38,8 +38,8 @@ class Criterion:
     name: str = "criterion"
     help: str = ""
 
-    def weight_scores(self, weight: torch.Tensor, seed: int) -> np.ndarray:
-        """Non-negative float64 scores shaped like `weight`; lowest pruned first."""
+    def weight_scores(self, weight: torch.Tensor | np.ndarray, seed: int) -> np.ndarray:
+        """Non-negative float64 scores shaped like `weight` (a tensor or array); lowest pruned first."""
         raise NotImplementedError
 
     def group_scores(self, group: Any, seed: int, normalize: bool) -> torch.Tensor:
@@ -56,7 +56,7 @@ class Norm(Criterion):
 
     p: int = 1
 
-    def weight_scores(self, weight: torch.Tensor, seed: int) -> np.ndarray:
+    def weight_scores(self, weight: torch.Tensor | np.ndarray, seed: int) -> np.ndarray:
         w = np.abs(as_numpy(weight).astype(np.float64))
         return w if self.p == 1 else w**self.p
 
@@ -72,7 +72,7 @@ class Norm(Criterion):
 class Random(Criterion):
     """Uniform random scores; `seed` makes them reproducible."""
 
-    def weight_scores(self, weight: torch.Tensor, seed: int) -> np.ndarray:
+    def weight_scores(self, weight: torch.Tensor | np.ndarray, seed: int) -> np.ndarray:
         return np.random.default_rng(seed).random(tuple(weight.shape))
 
     def group_scores(self, group: Any, seed: int, normalize: bool) -> torch.Tensor:

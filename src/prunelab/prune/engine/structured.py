@@ -64,8 +64,12 @@ def _feeds_output(node: Any) -> bool:
     return False
 
 
-def _count_per_group(scores: Sequence[np.ndarray], sparsity: float, scope: str) -> list[np.ndarray]:
-    """Channel indices to remove per group, exact counts, >= 1 channel left each."""
+def channels_to_remove(scores: Sequence[np.ndarray], sparsity: float, scope: str) -> list[np.ndarray]:
+    """Channel indices to remove per group (scores: one 1-d array per group,
+    lowest first), exact counts, >= 1 channel left each: round(s * n) of each
+    group's n ("layer"), or the lowest round(s * N) of all N together, skipping
+    a group's last channel ("global"). Also used for the hidden units of
+    spec models (`prunelab.prune.structured.select_units`)."""
     if scope == "layer":
         return [lowest_k(s, min(prune_count(sparsity, s.size), s.size - 1)) for s in scores]
     sizes = [s.size for s in scores]
@@ -114,7 +118,7 @@ def prune_channels(
         raise UserError("nothing to prune structurally: every Linear/Conv layer feeds the output or is ignored")
     scores = [criterion.group_scores(g, seed + i, normalize=scope == "global").numpy() for i, g in enumerate(groups)]
     plan = [(names[g[0].dep.target.module], len(g[0][1]), idxs)
-            for g, idxs in zip(groups, _count_per_group(scores, sparsity, scope), strict=True)]
+            for g, idxs in zip(groups, channels_to_remove(scores, sparsity, scope), strict=True)]
     with torch.no_grad():
         want = _shapes(module, example_input)
     # Dry run on a copy first: Torch-Pruning follows most graphs, but not all (1.6 mis-maps a concat
