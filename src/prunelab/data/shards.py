@@ -335,9 +335,9 @@ def write_kept(chunk: Chunk, shards: ShardSet, keep_rows: np.ndarray, staging: s
     name = shards.names[chunk.shard]
     try:
         for batch in read_batches(chunk, None, batch_rows):
-            m = batch.num_rows
+            m, base = batch.num_rows, at
             lo, hi = np.searchsorted(keep_rows, [at, at + m])
-            local = keep_rows[lo:hi] - at
+            local = keep_rows[lo:hi] - base  # positions inside this batch
             at += m
             if len(local) == 0:
                 continue
@@ -347,7 +347,7 @@ def write_kept(chunk: Chunk, shards: ShardSet, keep_rows: np.ndarray, staging: s
                     table = table.drop_columns([col])
             ident = pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(local), np.int32)), pa.array([name]))
             table = table.append_column(SHARD_COL, ident)
-            table = table.append_column(ROW_COL, pa.array(chunk.shard_row + local, pa.int64()))
+            table = table.append_column(ROW_COL, pa.array(chunk.shard_row + base + local, pa.int64()))
             if writer is None:
                 writer = pq.ParquetWriter(os.path.join(staging, part_name(chunk)), table.schema)
             writer.write_table(table)
