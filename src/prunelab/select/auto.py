@@ -1,13 +1,17 @@
 """`auto`: measure which strategy and fraction keep the downstream score, then apply them.
 
-Nothing in the decision is a constant fitted to a data set: `auto` holds out groups of near
-duplicates of the store it is given, runs every registered plain strategy over a grid of
-fractions on the training parts, fits the downstream estimator on what each keeps and scores it
-on the held-out parts (`prunelab.select.search` has the procedure). Without `keep` /
-`keep_count` it picks the smallest fraction whose score stays within `tolerance` of the full
-store's and the best strategy there; with a budget it picks only the strategy. The chosen
-strategy and fraction are then applied to the whole store. `report_.decisions["search"]` holds
-the measured table, the full store's score, the cost and the reason.
+Nothing in the decision is a constant fitted to a data set: `auto` holds out part of the store
+it is given (by default unseen groups of near duplicates and repeats of known ones, weighed
+equally), runs every registered plain strategy, `random` included, over a grid of fractions on
+the training parts, fits the downstream estimator on what each keeps and scores it on the
+held-out parts (`prunelab.select.search` has the procedure). Fail-safe: a strategy other than
+`random` is used only where it beats random on the paired splits by more than their noise
+(a one-sided t-test at `alpha` with the corrected resampled standard error), and without
+`keep` / `keep_count` the fraction is the smallest whose upper confidence bound on the loss
+against the full store stays within `tolerance`; when none does, everything is kept. With a
+budget it picks only the strategy. The choice is then applied to the whole store.
+`report_.decisions["search"]` holds the measured table, the full store's score, the cost and
+the reason.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 @register
 class AutoSelector(BaseSelector):
-    """Measures every plain strategy on held-out groups of the store and applies the best.
+    """Measures every plain strategy against random on held-out parts of the store and applies the choice.
 
     keep / keep_count: a budget (then only the strategy is chosen), or None for both (the
     fraction is chosen too). estimator: the downstream scikit-learn estimator to score (default
@@ -49,13 +53,16 @@ class AutoSelector(BaseSelector):
     `score`: accuracy for classifiers, R^2 for regressors) or a scikit-learn scoring name.
     tolerance: the score drop allowed against the full store, in score units (0.01 = 1 pp of
     accuracy). fractions: the grid; strategies: names to try (default every plain one). folds x
-    repeats: grouped stratified splits. max_rows: rows the search runs on (a stratified sample
-    above). max_seconds: the search's time budget. group_radius: near-duplicate radius in units
-    of the median pair distance (the definition of "the same workload").
+    repeats: stratified splits; holdout: 'mixed' (default: unseen groups and repeats of known ones,
+    weighed equally), 'rows' or 'groups'; alpha: level of the one-sided tests (0.05). max_rows:
+    rows the search runs on (a stratified sample above). max_seconds: the search's time budget.
+    group_radius: near-duplicate radius in units of the median pair distance (the definition of
+    "the same workload").
     """
 
     name = "auto"
-    description = "measures every strategy on held-out workloads, picks strategy and fraction, explains why"
+    description = ("measures every strategy against random on held-out workloads, picks strategy and fraction, "
+                   "explains why")
     searches = True
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseSelector._parameter_constraints,
@@ -70,7 +77,8 @@ class AutoSelector(BaseSelector):
         "max_rows": [Interval(Integral, 10, None, closed="left")],
         "max_seconds": [Interval(Real, 0, None, closed="neither")],
         "group_radius": [Interval(Real, 0, None, closed="left")],
-        "holdout": [StrOptions({"rows", "groups"})],
+        "holdout": [StrOptions({"mixed", "rows", "groups"})],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
         "callback": [callable, None],
     }
 
@@ -79,7 +87,8 @@ class AutoSelector(BaseSelector):
                  estimator: Any = None, scoring: Any = None, n_neighbors: int = 5, tolerance: float = 0.01,
                  fractions: tuple[float, ...] = FRACTIONS, strategies: tuple[str, ...] | None = None,
                  folds: int = 3, repeats: int = 2, max_rows: int = 4000, max_seconds: float = 60.0,
-                 group_radius: float = 0.1, holdout: str = "rows", callback: Any = None) -> None:
+                 group_radius: float = 0.1, holdout: str = "mixed", alpha: float = 0.05,
+                 callback: Any = None) -> None:
         super().__init__(keep, keep_count=keep_count, min_keep=min_keep, task=task, random_state=random_state,
                          trace_memory=trace_memory)
         self.estimator = estimator
@@ -94,6 +103,7 @@ class AutoSelector(BaseSelector):
         self.max_seconds = max_seconds
         self.group_radius = group_radius
         self.holdout = holdout
+        self.alpha = alpha
         self.callback = callback
 
     def _candidates(self) -> tuple[str, ...]:
@@ -158,6 +168,7 @@ class AutoSelector(BaseSelector):
                                   repeats=int(self.repeats), tolerance=float(self.tolerance),
                                   max_rows=int(self.max_rows), max_seconds=float(self.max_seconds),
                                   group_radius=float(self.group_radius), holdout=self.holdout,
+                                  alpha=float(self.alpha),
                                   n_neighbors=int(self.n_neighbors),
                                   min_keep=int(self.min_keep), seed=seed)
         if y is None or task == "none":

@@ -8,32 +8,45 @@ On the store it is given (or a stratified sample of at most `max_rows` rows of i
    features. A tenth of the typical distance between two rows is a definition (repeats of one
    workload differ by jitter, two workloads by much more), not a value fitted to any data set.
    The report gives their number and the largest.
-2. **Splits.** `repeats` x `folds` stratified splits (scikit-learn's `StratifiedGroupKFold` on
-   classes or target-quantile strata, a different shuffle per repeat). `holdout="rows"`
-   (default): rows are held out at random, so the held-out part mixes new runs of workloads the
-   training part has seen with workloads it has not, in the store's own proportions (a held-out
-   row whose group has no other row is an unseen workload; the share of such rows estimates the
-   chance that the next run is a new workload, Good-Turing's N1/n). `holdout="groups"`: whole
-   groups are held out, so only unseen workloads are scored (for deployments that never see a
-   known workload again); with heavy-tailed repeat counts one group can fill a fold, which
-   makes this estimate noisy.
+2. **Splits.** `repeats` x `folds` splits, each with a training part of about (1 - 1/folds) of
+   the rows and a held-out part of the rest. `holdout="mixed"` (default): half of the held-out
+   budget is whole groups (2 x folds folds of groups, stratified on each group's most common
+   class or target-quantile stratum: workloads the training part never saw), the other half
+   single rows of groups that keep at least one row in the training part (new runs of known
+   workloads); a split's score is the mean of the two parts' scores, so seen and unseen
+   workloads weigh the same whatever the store's repeat counts (a store without repeats has
+   only the unseen part). In the unseen part every workload counts once (sample weight 1 / its
+   rows): a workload never seen is one workload, however often it was recorded; otherwise the
+   one heavy group a fold happens to hold out decides the fold's score. `holdout="rows"`: rows
+   held out at random (`StratifiedKFold`), which on a store where a few workloads recur
+   hundreds of times scores almost only repeats, so pruning that forgets rare workloads looks
+   free. `holdout="groups"`: only unseen workloads,
+   each counting once (for deployments that never see a known workload again).
 3. **Grid.** On each training part: the downstream estimator fitted on all of it (the full
    store's score), then every strategy at every fraction of the grid, from the largest down;
-   the estimator (default: scikit-learn k-NN with the caller's `n_neighbors`, classifier or
+   `random` is always among them (it is the baseline every other strategy must beat). The
+   estimator (default: scikit-learn k-NN with the caller's `n_neighbors`, classifier or
    regressor; any scikit-learn estimator can be given) is fitted on the kept rows and scored
    on the held-out part with `estimator.score` (accuracy for classifiers, R^2 averaged over
    target columns for regressors) or with a scikit-learn `scoring` name. A fraction whose kept
    count equals the previous one's on every split (the `min_keep` / class floors) reuses its
    scores instead of refitting identical selections.
-4. **Decision.** Scores are compared paired, split by split: d = score - full store's score.
-   Without a budget: walk the grid from the largest fraction down while the best strategy's
-   mean d minus one standard error of d stays >= -`tolerance`; the last fraction reached and
-   that strategy win. The standard error is there because the walk takes the best of several
-   strategies at each fraction, which on noisy folds is optimistic (a store too small to
-   measure a 1 pp difference keeps everything rather than pruning on luck); a fraction that
-   fails ends the walk (a smaller fraction passing after a failing one is treated as noise of
-   the folds, not searched for). With a budget: the strategy with the best mean score at that
-   fraction. Ties go to the earlier strategy in the registry.
+4. **Decision.** Scores are compared paired, split by split, with the corrected resampled
+   standard error of Nadeau & Bengio (2003): for J splits whose training parts overlap,
+   se = sd(d) * sqrt(1/J + n_held_out/n_train) (the naive sd/sqrt(J) understates the noise
+   of k-fold differences), and one-sided Student-t tests at level `alpha` (0.05, the textbook
+   level; nothing here was fitted to any data).
+   - *Strategy at a fraction*: `random` unless another strategy beats it: mean(score -
+     random's score) > t(1 - alpha/m, J-1) x se, m = the number of other strategies
+     (Bonferroni: the best of m noisy candidates is not taken for a real gain). Of those that
+     beat random, the one with the best mean.
+   - *Fraction* (no budget): walk the grid from the largest fraction down while the strategy
+     chosen there loses at most `tolerance` against the full store at the upper confidence
+     bound: mean(full - score) + t(1 - alpha, J-1) x se <= tolerance. The last fraction reached
+     wins; a fraction that fails ends the walk (a fixed-sequence test: no fraction is taken
+     because it passed by luck after a smaller one failed). When the largest fraction fails,
+     everything is kept and the reason says so.
+   - With a budget: only the strategy at that fraction.
    A store with fewer rows than 1 / `tolerance` (100 at 1 pp) is not searched without a
    budget: one held-out row moves an accuracy by more than the tolerance, so everything is kept.
 5. **Cost.** The search stops when `max_seconds` have passed (checked before every fit) and
@@ -45,7 +58,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,23 +70,47 @@ from prunelab.select.geometry import near_groups, pair_median
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """What the search measures. fractions: grid in (0, 1); strategies: names to try; folds x
-    repeats grouped splits; tolerance: allowed drop of the mean held-out score (score units);
-    max_rows: rows the search runs on (a stratified sample above); max_seconds: time budget;
-    group_radius: near-duplicate radius in units of the median pair distance."""
+    """What the search measures. fractions: grid in (0, 1); strategies: names to try (random is
+    added when missing: it is the baseline); folds x repeats splits; tolerance: allowed drop of
+    the mean held-out score (score units); alpha: level of the one-sided tests (module
+    docstring); max_rows: rows the search runs on (a stratified sample above); max_seconds:
+    time budget; group_radius: near-duplicate radius in units of the median pair distance;
+    holdout: 'mixed' | 'rows' | 'groups'."""
 
     fractions: tuple[float, ...]
     strategies: tuple[str, ...]
     folds: int = 3
     repeats: int = 2
     tolerance: float = 0.01
+    alpha: float = 0.05
     max_rows: int = 4000
     max_seconds: float = 60.0
     group_radius: float = 0.1
-    holdout: str = "rows"
+    holdout: str = "mixed"
     n_neighbors: int = 5
     min_keep: int = 20
     seed: int = 0
+
+
+HOLDOUTS = ("mixed", "rows", "groups")
+BASELINE = "random"
+
+
+def paired(d: np.ndarray, held_out_ratio: float) -> tuple[float, float]:
+    """(mean, corrected standard error) of paired differences d (J,) over J resampled splits;
+    held_out_ratio: mean n_held_out / n_train of the splits. Nadeau & Bengio (2003):
+    se = sd(d) * sqrt(1/J + held_out_ratio); inf when J < 2 (no noise estimate)."""
+    d = np.asarray(d, dtype=float)
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else float("nan")), float("inf")
+    return float(d.mean()), float(np.std(d, ddof=1) * np.sqrt(1.0 / len(d) + held_out_ratio))
+
+
+def critical(alpha: float, splits: int) -> float:
+    """One-sided Student-t quantile t(1 - alpha, splits - 1); inf with fewer than 2 splits."""
+    from scipy.stats import t
+
+    return float(t.ppf(1.0 - alpha, splits - 1)) if splits >= 2 else float("inf")
 
 
 @dataclass(frozen=True)
@@ -92,21 +129,63 @@ class Cell:
     def std(self) -> float:
         return float(np.std(self.scores))
 
-    def versus(self, full: tuple[float, ...]) -> tuple[float, float]:
-        """(mean, standard error) of the paired differences score - full store's score over the splits."""
-        d = np.asarray(self.scores) - np.asarray(full)
-        se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
-        return float(d.mean()), se
+    def versus(self, other: tuple[float, ...], held_out_ratio: float = 0.0) -> tuple[float, float]:
+        """(mean, corrected standard error) of the paired differences score - other's score."""
+        return paired(np.asarray(self.scores) - np.asarray(other), held_out_ratio)
 
-    def lower(self, full: tuple[float, ...]) -> float:
-        """The paired difference to the full store minus one standard error."""
-        mean, se = self.versus(full)
-        return mean - se
+    def loss_bound(self, full: tuple[float, ...], held_out_ratio: float, alpha: float) -> float:
+        """Upper one-sided (1 - alpha) confidence bound of the loss full - score."""
+        mean, se = paired(np.asarray(full) - np.asarray(self.scores), held_out_ratio)
+        return mean + critical(alpha, len(self.scores)) * se if se > 0 else mean
 
-    def to_dict(self, full: tuple[float, ...]) -> dict[str, Any]:
-        vs, se = self.versus(full) if full else (float("nan"), float("nan"))
+    def to_dict(self, full: tuple[float, ...], held_out_ratio: float = 0.0) -> dict[str, Any]:
+        vs, se = self.versus(full, held_out_ratio) if full else (float("nan"), float("nan"))
         return {"strategy": self.strategy, "fraction": self.fraction, "mean": self.mean, "std": self.std,
                 "folds": len(self.scores), "vs_full": vs, "vs_full_se": se}
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The strategy chosen at one fraction: `cell`, and against random the paired mean gain, its
+    corrected standard error and the bar it had to clear (t x se); gain/bar nan for random itself."""
+
+    cell: Cell
+    gain: float
+    se: float
+    bar: float
+    runner: Cell | None = None
+
+    def describe(self, metric: str) -> str:
+        if self.cell.strategy == BASELINE:
+            if self.runner is None:
+                return "random (nothing else measured)"
+            return (f"random: no strategy beat it by more than the fold noise (best {self.runner.strategy} "
+                    f"{self.gain:+.4f} {metric}, needed > {self.bar:.4f})")
+        return f"{self.cell.strategy}, which beat random by {self.gain:+.4f} {metric} (> {self.bar:.4f} needed)"
+
+
+def pick(at_f: list[Cell], alpha: float, held_out_ratio: float) -> Pick | None:
+    """Random unless another strategy beats it on the paired splits (module docstring, step 4)."""
+    if not at_f:
+        return None
+    base = next((c for c in at_f if c.strategy == BASELINE), None)
+    others = [c for c in at_f if c is not base]
+    if base is None:  # random could not be measured: the best mean, flagged by a nan bar
+        top = max(at_f, key=lambda c: c.mean)
+        return Pick(top, float("nan"), float("nan"), float("nan"))
+    if not others:
+        return Pick(base, float("nan"), float("nan"), float("nan"))
+    t = critical(alpha / len(others), len(base.scores))
+    tested = []
+    for c in others:
+        gain, se = c.versus(base.scores, held_out_ratio)
+        tested.append((c, gain, se, t * se if se > 0 else 0.0))
+    winners = [x for x in tested if x[1] > x[3] and x[1] > 0]
+    if winners:
+        c, gain, se, bar = max(winners, key=lambda x: x[1])  # max keeps the first of equal gains
+        return Pick(c, gain, se, bar)
+    c, gain, se, bar = max(tested, key=lambda x: x[1] - x[3])
+    return Pick(base, gain, se, bar, runner=c)
 
 
 @dataclass(frozen=True)
@@ -124,6 +203,7 @@ class SearchResult:
     groups: int = 0
     largest_group: int = 0
     splits: int = 0
+    held_out_ratio: float = 0.0
     seconds: float = 0.0
     selector_fits: int = 0
     estimator_fits: int = 0
@@ -141,13 +221,25 @@ class SearchResult:
             "metric": self.metric, "estimator": self.estimator,
             "full": None if full is None else {"mean": full, "std": float(np.std(self.full)),
                                                "folds": len(self.full)},
-            "table": [c.to_dict(self.full) for c in self.cells],
+            "table": [c.to_dict(self.full, self.held_out_ratio) for c in self.cells],
             "rows": self.rows, "groups": self.groups, "largest_group": self.largest_group,
-            "splits": self.splits,
+            "splits": self.splits, "held_out_ratio": self.held_out_ratio,
             "cost": {"seconds": self.seconds, "selector_fits": self.selector_fits,
                      "estimator_fits": self.estimator_fits, "stopped_by_time_budget": self.stopped},
             "settings": self.settings,
         }
+
+
+Part = tuple[np.ndarray, "np.ndarray | None"]
+"""One held-out part: row indices and their sample weights (None: every row counts once)."""
+Split = tuple[np.ndarray, tuple[Part, ...]]
+"""(training rows, held-out parts): one part (rows or groups) or two (unseen groups, known rows)."""
+
+
+def per_group(groups: np.ndarray) -> np.ndarray:
+    """Sample weights (m,) that make every group of the rows `groups` (m,) count once: 1 / its rows."""
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse]
 
 
 def workload_groups(Z: np.ndarray, radius: float, seed: int) -> np.ndarray:
@@ -173,27 +265,77 @@ def search_sample(codes: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
 def grouped_splits(codes: np.ndarray, groups: np.ndarray | None, folds: int, repeats: int,
                    seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, held-out) index pairs: `repeats` runs of k-fold stratified on `codes` with
-    k = min(folds, groups, largest stratum), whole groups held out (StratifiedGroupKFold), or
-    single rows when `groups` is None (StratifiedKFold). Empty when k < 2."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    k = min(folds, groups, largest stratum), single rows held out (StratifiedKFold) when `groups`
+    is None, else whole groups: StratifiedKFold over the groups, each labelled with its most
+    common stratum (scikit-learn's StratifiedGroupKFold balances the strata better but loops in
+    Python over every group and fold: seconds per split on a store of 4,000 runs seen once).
+    Empty when k < 2."""
+    from sklearn.model_selection import StratifiedKFold
 
-    n_units = len(codes) if groups is None else len(np.unique(groups))
-    k = min(folds, n_units, int(np.bincount(codes).max()))  # scikit-learn needs a class with >= k rows
+    if groups is None:
+        unit_codes, member = codes, None
+    else:
+        uniq, member = np.unique(groups, return_inverse=True)
+        # most common stratum per group: counts of (group, stratum) pairs, argmax per group
+        table = np.zeros((len(uniq), int(codes.max()) + 1), dtype=np.int64)
+        np.add.at(table, (member, codes), 1)
+        unit_codes = table.argmax(1)
+    k = min(folds, len(unit_codes), int(np.bincount(unit_codes).max()))  # scikit-learn needs a stratum of >= k
     if k < 2:
         return []
     out: list[tuple[np.ndarray, np.ndarray]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "least populated class has fewer members than n_splits"
         for r in range(repeats):
-            cv: Any
-            if groups is None:
-                cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed + r)
-            else:
-                cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + r)
-            for train, test in cv.split(np.zeros(len(codes)), codes, groups):
+            cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed + r)
+            for _, held in cv.split(np.zeros(len(unit_codes)), unit_codes):
+                test = held if member is None else np.flatnonzero(np.isin(member, held))
+                train = np.setdiff1d(np.arange(len(codes)), test, assume_unique=True)
                 if len(train) and len(test):
                     out.append((train, test))
     return out
+
+
+def mixed_splits(codes: np.ndarray, groups: np.ndarray, folds: int, repeats: int, seed: int) -> list[Split]:
+    """(train, (unseen, known)) splits of the `mixed` hold-out (module docstring): per repeat,
+    `folds` of the 2 x folds grouped folds are held out whole (unseen), and as many single rows
+    of the other groups, never a group's last row in the training part (known). Each split's
+    held-out budget is about n / folds, like a k-fold on rows. `known` is empty on a store
+    without repeats."""
+    halves = grouped_splits(codes, groups, 2 * folds, repeats, seed)
+    per_repeat = len(halves) // max(repeats, 1)
+    out: list[Split] = []
+    for i, (rest, unseen) in enumerate(halves):
+        if per_repeat and i % per_repeat >= folds:  # folds of the 2k per repeat: the other half stays in training
+            continue
+        rng = np.random.default_rng([seed, i])
+        g = groups[rest]
+        order = rng.permutation(len(rest))
+        first = np.zeros(len(rest), dtype=bool)  # one anchor row per group stays in training
+        _, at = np.unique(g[order], return_index=True)
+        first[order[at]] = True
+        eligible = np.flatnonzero(~first)
+        take = min(len(eligible), len(unseen))
+        known = np.sort(rest[rng.choice(eligible, size=take, replace=False)]) if take else rest[:0]
+        train = np.setdiff1d(rest, known, assume_unique=True)
+        part = (unseen, per_group(groups[unseen]))
+        out.append((train, (part,) if take == 0 else (part, (known, None))))
+    return out
+
+
+def make_splits(codes: np.ndarray, groups: np.ndarray, settings: SearchSettings) -> list[Split]:
+    """The splits of `settings.holdout` (module docstring, step 2); `mixed` on a store of too few
+    groups to hold any out whole falls back to rows."""
+    if settings.holdout == "mixed":
+        out = mixed_splits(codes, groups, settings.folds, settings.repeats, settings.seed)
+        if out:
+            return out
+        # too few groups to hold any out whole (say, one workload recorded many times): rows
+    pairs = grouped_splits(codes, groups if settings.holdout == "groups" else None, settings.folds,
+                           settings.repeats, settings.seed)
+    if settings.holdout == "groups":
+        return [(train, ((test, per_group(groups[test])),)) for train, test in pairs]
+    return [(train, ((test, None),)) for train, test in pairs]
 
 
 def kept_count(n: int, fraction: float, min_keep: int, n_classes: int) -> int:
@@ -210,10 +352,11 @@ def default_estimator(task: str, n_neighbors: int) -> Any:
     return KNeighborsRegressor(n_neighbors=n_neighbors)
 
 
-def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, X_test: np.ndarray,
-              y_test: np.ndarray, scorer: Callable[..., float] | None) -> float:
-    """Held-out score of a clone of `estimator` fitted on rows `train`; a k-NN whose k exceeds
-    the rows it is given uses all of them."""
+def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, parts: tuple[Part, ...],
+              scorer: Callable[..., float] | None) -> float:
+    """Mean over the held-out `parts` (row indices into X, y and sample weights) of the score of
+    a clone of `estimator` fitted on rows `train`; a k-NN whose k exceeds the rows it is given
+    uses all of them. An estimator whose `score` takes no sample_weight scores rows unweighted."""
     from sklearn.base import clone
 
     est = clone(estimator)
@@ -221,7 +364,14 @@ def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, X
     if "n_neighbors" in params and isinstance(params["n_neighbors"], (int, np.integer)):
         est.set_params(n_neighbors=max(1, min(int(params["n_neighbors"]), len(train))))
     est.fit(X[train], y[train])
-    return float(scorer(est, X_test, y_test) if scorer is not None else est.score(X_test, y_test))
+    scores = []
+    for p, w in parts:
+        score = scorer if scorer is not None else (lambda e, Xp, yp, **kw: e.score(Xp, yp, **kw))
+        try:
+            scores.append(float(score(est, X[p], y[p], **({} if w is None else {"sample_weight": w}))))
+        except TypeError:  # a score() without sample_weight
+            scores.append(float(score(est, X[p], y[p])))
+    return float(np.mean(scores))
 
 
 def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, task: str,
@@ -239,6 +389,8 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
 
     t0 = time.perf_counter()
     deadline = t0 + settings.max_seconds
+    if BASELINE not in settings.strategies:
+        settings = replace(settings, strategies=(BASELINE, *settings.strategies))
     est = estimator if estimator is not None else default_estimator(task, settings.n_neighbors)
     scorer = None if scoring is None else check_scoring(est, scoring=scoring)
     metric = (scoring if isinstance(scoring, str) else getattr(scoring, "__name__", "scorer")) if scoring \
@@ -246,7 +398,7 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
               else "r2" if estimator is None else f"{type(est).__name__}.score")
     described = {"fractions": list(settings.fractions), "strategies": list(settings.strategies),
                  "folds": settings.folds, "repeats": settings.repeats, "tolerance": settings.tolerance,
-                 "max_rows": settings.max_rows, "max_seconds": settings.max_seconds,
+                 "alpha": settings.alpha, "max_rows": settings.max_rows, "max_seconds": settings.max_seconds,
                  "group_radius": settings.group_radius, "holdout": settings.holdout}
 
     rows = search_sample(codes, settings.max_rows, settings.seed)
@@ -255,9 +407,9 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
     sc = None if scores is None else scores[rows]
     groups = workload_groups(Zs, settings.group_radius, settings.seed)
     sizes = np.bincount(groups)
-    splits = grouped_splits(cs, groups if settings.holdout == "groups" else None, settings.folds,
-                            settings.repeats, settings.seed)
+    splits = make_splits(cs, groups, settings)
     n_groups, largest = int((sizes > 0).sum()), int(sizes.max())
+    ratio = float(np.mean([sum(len(p) for p, _ in parts) / len(train) for train, parts in splits])) if splits else 0.0
     if not splits:
         return SearchResult(strategy=None, fraction=None, metric=metric, estimator=repr(est), rows=len(rows),
                             groups=n_groups, largest_group=largest,
@@ -269,6 +421,7 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
         # row moves an accuracy by more than the tolerance, so "within tolerance" cannot be shown
         return SearchResult(strategy=None, fraction=1.0, metric=metric, estimator=repr(est), rows=len(rows),
                             groups=n_groups, largest_group=largest, splits=len(splits), settings=described,
+                            held_out_ratio=ratio,
                             reason=f"{len(rows)} rows are fewer than 1 / tolerance = {1 / settings.tolerance:g}: one "
                             f"held-out row moves the score by more than {settings.tolerance:g}, so a loss within "
                             "tolerance cannot be measured: kept everything", seconds=time.perf_counter() - t0)
@@ -294,16 +447,16 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
 
     cb(Event("start", phase="search", total_steps=total))
     full: list[float] = []
-    for train, test in splits:
+    for train, parts in splits:
         if not in_time():
             break
-        full.append(fit_score(est, Xs, ys, train, Xs[test], ys[test], scorer))
+        full.append(fit_score(est, Xs, ys, train, parts, scorer))
         fits["estimator"] += 1
         fitted("full store")
     if len(full) < len(splits):
         full = []
     cells: list[Cell] = []
-    reached: list[float] = []  # fractions whose best strategy stayed within tolerance, in walk order
+    reached: list[float] = []  # fractions whose chosen strategy stayed within tolerance, in walk order
     previous: tuple[tuple[int, ...], list[Cell]] | None = None
     for frac in grid if full else []:
         at_f: list[Cell] = []
@@ -315,7 +468,7 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
         names = settings.strategies if not at_f else ()
         for name in names:
             fold_scores: list[float] = []
-            for train, test in splits:
+            for train, parts in splits:
                 if not in_time():
                     break
                 sel = make_selector(name, frac)
@@ -323,7 +476,7 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
                         scores=None if sc is None else sc[train])
                 fits["selector"] += 1
                 kept = train[sel.indices_]
-                fold_scores.append(fit_score(est, Xs, ys, kept, Xs[test], ys[test], scorer))
+                fold_scores.append(fit_score(est, Xs, ys, kept, parts, scorer))
                 fits["estimator"] += 1
                 fitted(f"{name} at {frac:.0%}")
             if len(fold_scores) == len(splits):
@@ -335,7 +488,8 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
         if len(at_f) < len(settings.strategies):  # the time budget cut this fraction short
             break
         if given is None:
-            if max(c.lower(tuple(full)) for c in at_f) < -settings.tolerance:
+            chosen = pick(at_f, settings.alpha, ratio)
+            if chosen is None or chosen.cell.loss_bound(tuple(full), ratio, settings.alpha) > settings.tolerance:
                 break
             reached.append(frac)
         if stopped:
@@ -343,64 +497,68 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
     # the walk may stop before the grid's end: the bar ends full at the fits that ran
     cb(Event("end", phase="search", step=fits["estimator"], total_steps=fits["estimator"]))
     complete = {f for f in grid if sum(c.fraction == f for c in cells) == len(settings.strategies)}
-    strategy, fraction, reason = decide(full, cells, reached, grid, given, settings, metric, complete)
+    strategy, fraction, reason = decide(full, cells, reached, grid, given, settings, metric, complete, ratio)
     if stopped:
         reason += (f"; the time budget (max_seconds={settings.max_seconds:g}) ran out after "
                    f"{fits['selector']} selector fits, so the rest of the grid was not measured")
     return SearchResult(strategy=strategy, fraction=fraction, reason=reason, metric=metric, estimator=repr(est),
                         full=tuple(full), cells=tuple(cells), rows=len(rows), groups=n_groups,
-                        largest_group=largest, splits=len(splits), seconds=time.perf_counter() - t0,
-                        selector_fits=fits["selector"], estimator_fits=fits["estimator"], stopped=stopped,
-                        settings=described)
+                        largest_group=largest, splits=len(splits), held_out_ratio=ratio,
+                        seconds=time.perf_counter() - t0, selector_fits=fits["selector"],
+                        estimator_fits=fits["estimator"], stopped=stopped, settings=described)
 
 
 def decide(full: list[float], cells: list[Cell], reached: list[float], grid: list[float], given: float | None,
-           settings: SearchSettings, metric: str,
-           complete: set[float] | None = None) -> tuple[str | None, float | None, str]:
+           settings: SearchSettings, metric: str, complete: set[float] | None = None,
+           held_out_ratio: float = 0.5) -> tuple[str | None, float | None, str]:
     """(strategy or None, fraction or None, one-sentence reason) from what was measured;
-    `complete`: fractions where every strategy was measured (default: all with a cell)."""
+    `complete`: fractions where every strategy was measured (default: all with a cell);
+    held_out_ratio: n_held_out / n_train of the splits (for the corrected standard error)."""
     complete = {c.fraction for c in cells} if complete is None else complete
-    folds = f"{len(full)} held-out folds of " + ("random rows" if settings.holdout == "rows" else "whole groups")
+    kind = {"rows": "random rows", "groups": "whole groups",
+            "mixed": "unseen groups and repeats of known ones, weighed equally"}.get(settings.holdout, settings.holdout)
+    folds = f"{len(full)} held-out folds of {kind}"
     if not full:
         return None, None, "the full store could not be scored within the time budget: nothing was measured"
     ref = float(np.mean(full))
-    tol = settings.tolerance
+    tol, alpha = settings.tolerance, settings.alpha
+    level = f"{1 - alpha:.0%}"
 
-    def best(frac: float, key: Callable[[Cell], float] = lambda c: c.lower(tuple(full))) -> Cell | None:
-        at = [c for c in cells if c.fraction == frac]
-        return max(at, key=key) if at else None  # max keeps the first of equal keys
-
+    def chosen(frac: float) -> Pick | None:
+        return pick([c for c in cells if c.fraction == frac], alpha, held_out_ratio)
 
     if given is not None:
-        top = best(given, key=lambda c: c.mean)
+        top = chosen(given)
         if top is None:
             return None, given, f"no strategy could be measured at {given:.0%}"
         partial = "" if given in complete else " (not every strategy was measured)"
-        others = sorted((c for c in cells if c.fraction == given and c is not top), key=lambda c: -c.mean)
-        runner = f"; next {others[0].strategy} {others[0].mean:.4f}" if others else ""
-        return (top.strategy, given, f"at the requested {given:.0%}, {top.strategy} scored best "
-                f"({top.mean:.4f} {metric} against {ref:.4f} for the full store, mean of {folds}{runner}){partial}")
+        return (top.cell.strategy, given, f"at the requested {given:.0%}: {top.describe(metric)}, paired over "
+                f"{folds} (full store {ref:.4f}){partial}")
     if not reached and grid and grid[0] not in complete:
         return (None, 1.0, f"the time budget ran out before every strategy was measured at {grid[0]:.0%} "
                 f"(full store {ref:.4f} {metric}, mean of {folds}): kept everything")
     if not reached:
         first = grid[0] if grid else None
-        top = best(first) if first is not None else None
-        detail = (f" (best at {first:.0%}: {top.strategy} {top.mean:.4f})" if top is not None and first is not None
-                  else "")
-        return (None, 1.0, f"no strategy at the largest fraction tried came within {tol:g} of the full store's "
-                f"{ref:.4f} {metric} by one standard error{detail}, mean of {folds}: kept everything")
+        top = chosen(first) if first is not None else None
+        if top is None or first is None:
+            return None, 1.0, f"no fraction below 100% was measured: kept everything (full store {ref:.4f} {metric})"
+        bound = top.cell.loss_bound(tuple(full), held_out_ratio, alpha)
+        return (None, 1.0, f"kept everything: even at {first:.0%}, the largest fraction tried, the loss against "
+                f"the full store's {ref:.4f} {metric} may reach {bound:.4f} ({level} bound over {folds}), more than "
+                f"the tolerance {tol:g}, with {top.describe(metric)}")
     frac = reached[-1]
-    top = best(frac)
+    top = chosen(frac)
     assert top is not None
     smaller = [f for f in grid if f < frac]
     if smaller:
-        nxt = best(smaller[0])
-        why_stop = (f"and at {smaller[0]:.0%} the best ({nxt.strategy} {nxt.mean:.4f}) was not"
+        nxt = chosen(smaller[0])
+        why_stop = (f"at {smaller[0]:.0%} ({nxt.cell.strategy}) the bound was "
+                    f"{nxt.cell.loss_bound(tuple(full), held_out_ratio, alpha):.4f}"
                     if nxt is not None and smaller[0] in complete
-                    else f"and {smaller[0]:.0%} was not measured for every strategy")
+                    else f"{smaller[0]:.0%} was not measured for every strategy")
     else:
-        why_stop = "the smallest fraction tried"
-    vs, se = top.versus(tuple(full))
-    return (top.strategy, frac, f"{top.strategy} at {frac:.0%} scored {top.mean:.4f} {metric}, {vs:+.4f} +- {se:.4f} "
-            f"against the full store's {ref:.4f} (mean of {folds}), within {tol:g} by one standard error, {why_stop}")
+        why_stop = "it is the smallest fraction tried"
+    loss, se = paired(np.asarray(full) - np.asarray(top.cell.scores), held_out_ratio)
+    return (top.cell.strategy, frac, f"kept {frac:.0%} with {top.describe(metric)}: it loses {loss:+.4f} +- "
+            f"{se:.4f} {metric} against the full store's {ref:.4f} ({folds}), within {tol:g} at the {level} "
+            f"bound, and {why_stop}")
