@@ -144,7 +144,9 @@ def search_table(search: dict[str, Any]) -> list[str]:
     names = list(dict.fromkeys(c["strategy"] for c in table))
     cell = {(c["strategy"], c["fraction"]): c["mean"] for c in table}
     cost = search.get("cost", {})
-    lines = [f"measured {search['metric']} on {search['full']['folds']} held-out folds of {search['rows']} rows "
+    holdout = (search.get("settings") or {}).get("holdout")
+    kind = f" ({holdout} hold-out)" if holdout else ""
+    lines = [f"measured {search['metric']} on {search['full']['folds']} held-out folds{kind} of {search['rows']} rows "
              f"(full store {search['full']['mean']:.4f}; {cost.get('selector_fits', 0)} selector fits, "
              f"{cost.get('seconds', 0.0):.1f} s):",
              f"  {'strategy':<11}" + "".join(f"{f:>8.0%}" for f in fractions)]
