@@ -125,6 +125,7 @@ def test_pt2_round_trip_import_eval_prune_export_compare(trained: dict, prunelab
     assert diff < 1e-5
 
     assert cli_json(capsys, "eval", "mine")["test_accuracy"] == imp["test_accuracy"]
+    mnist_digit = np.load(trained["npz"], allow_pickle=False)["x_test"][0]
 
     child = cli_json(capsys, "prune", "mine", "--sparsity", "0.9", "--finetune-epochs", "1", "--threads", "1",
                      "--name", "mine90")
@@ -167,6 +168,16 @@ def test_pt2_round_trip_import_eval_prune_export_compare(trained: dict, prunelab
         assert listed["mine"]["arch"] == "torch.export" and listed["mine90"]["parent"] == imp["id"]
         table = client.get("/api/compare").json()["rows"]
         assert all(r["flops"] > r["effective_flops"] for r in table if r["name"] == "mine90")
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(mnist_digit).save(buf, format="PNG")
+        r = client.post("/api/predict", files={"image": ("d.png", buf.getvalue(), "image/png")},
+                        data={"models": "mine,mine90"})
+        assert r.status_code == 200, r.text
+        assert all(len(row["probabilities"]) == 10 for row in r.json()["predictions"])
 
 
 def _rewrite(src: Path, dst: Path, change: dict) -> Path:
