@@ -218,6 +218,17 @@ def test_auto_with_a_budget_picks_only_the_strategy() -> None:
     assert len(sel) == 100 and {c["fraction"] for c in sel.report.decisions["search"]["table"]} == {100 / 600}
 
 
+def test_auto_on_labels_unrelated_to_features_uses_random_and_keeps_everything() -> None:
+    # nothing to learn: no strategy can beat random except by the folds' luck, and no fraction
+    # can be shown to lose less than 1 pp, so the fail-safe answers are random and everything
+    rng = np.random.default_rng(12)
+    X, y = rng.normal(size=(600, 4)), rng.integers(0, 3, 600)
+    at30 = prunelab.select(X, y, keep=0.3, random_state=12, repeats=2, strategies=("cluster", "condense"))
+    assert at30.report.decisions["strategy"] == "random" and "no strategy beat it" in at30.report.decisions["reason"]
+    free = prunelab.select(X, y, random_state=12, repeats=2, strategies=("cluster", "condense"))
+    assert len(free) == 600 and free.report.decisions["reason"].startswith("kept everything")
+
+
 def test_auto_measures_random_even_when_not_asked_for() -> None:
     X, y, _ = repeats_store(6)
     sel = prunelab.select(X, y, keep=0.3, random_state=6, strategies=("condense",), repeats=1)
