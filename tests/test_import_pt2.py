@@ -310,3 +310,22 @@ def test_export_module_matches_torch_and_lists_unsupported_ops(tmp_path: Path) -
     with pytest.raises(UserError, match=r"aten\.add\.Tensor, aten\.sigmoid\.default") as err:
         prunelab.sparse.export_module(Residual(), x[:1], tmp_path / "res.plsa")
     assert "prunelab.export_onnx" in str(err.value) and not (tmp_path / "res.plsa").exists()
+
+
+def test_export_format_onnx_for_a_trained_spec_model(mnist_small: Dataset, prunelab_home: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`export --format onnx` is not only for imported models: a prunelab-trained MLP exports too."""
+    import onnxruntime as ort
+
+    res = prunelab.train(arch="mlp", hidden=(32,), epochs=1, train_limit=600, store=Store(), name="mlp",
+                         dataset=mnist_small)
+    out = cli_json(capsys, "export", "mlp", "--format", "onnx", "--out", str(prunelab_home / "mlp.onnx"))
+    assert out["format"] == "onnx" and out["max_abs_diff"] < 1e-4
+    x = images(mnist_small.x_test[:50])
+    sess = ort.InferenceSession(str(prunelab_home / "mlp.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = res.model.to_torch()(x).numpy()
+    assert np.abs(sess.run(None, {"input": x.numpy()})[0] - want).max() < 1e-4
+    assert_refused(cli(capsys, "export", "mlp", "--format", "onnx", "--precision", "int8", "--out",
+                       str(prunelab_home / "x.onnx")), "float32")
+    assert_refused(cli(capsys, "eval", "mlp", "--dataset", "mnist"), "imported models")

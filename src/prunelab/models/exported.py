@@ -190,8 +190,8 @@ def read_pt2(path: str | Path) -> ExportedModel:
     try:
         with zipfile.ZipFile(p) as zf:
             return _read_archive(p.name, zf)
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError, TypeError,
-            json.JSONDecodeError, zipfile.LargeZipFile) as exc:
+    except (zipfile.BadZipFile, KeyError, IndexError, AttributeError, StopIteration, OSError, EOFError, ValueError,
+            TypeError, json.JSONDecodeError, zipfile.LargeZipFile) as exc:
         if isinstance(exc, UserError):
             raise
         raise UserError(f"{p.name} is a damaged .pt2 archive ({type(exc).__name__}: {exc}); "
