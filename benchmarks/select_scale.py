@@ -271,9 +271,9 @@ def shards_section(rows: list[dict[str, object]], quality: list[dict[str, object
              "(10 classes), cluster strategy, keep 30%, kept rows written as Parquet. rss = peak resident memory "
              "(ru_maxrss) of the process doing the work; Ray: the driver and its largest worker. A prunelab "
              "process with scikit-learn (which imports pandas) starts at about 210 MiB.", "",
-             "| engine | workers | rows | kept (= written) | every class | same as local | seconds | rows/s "
-             "| pass rows/s (stats, scores, write) | driver rss MiB | worker rss MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| engine | workers | rows | kept (= written) | every class | (_shard, _row) unique | same as local "
+             "| seconds | rows/s | pass rows/s (stats, scores, write) | driver rss MiB | worker rss MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         passes = r["passes"]
         assert isinstance(passes, list)
@@ -283,6 +283,7 @@ def shards_section(rows: list[dict[str, object]], quality: list[dict[str, object
         lines.append(
             f"| {r['engine']} | {r['workers'] or '-'} | {n:,} | {int(str(r['kept'])):,} "
             f"({'=' if r.get('written_equals_kept') else 'MISMATCH'}) | {r.get('every_class')} | "
+            f"{r.get('identity_unique')} | "
             f"{'-' if r['same_as_local'] is None else r['same_as_local']} | {secs:.1f} | {n / secs:,.0f} | "
             + ", ".join(f"{p['rows_per_s']:,.0f}" for p in passes)
             + f" | {int(str(r['driver_rss'])) / 2**20:.0f} | "

@@ -72,9 +72,11 @@ def _ray_call(fn: Callable[..., Any]) -> Callable[[dict[str, Any]], dict[str, An
     def call(row: dict[str, Any]) -> dict[str, Any]:
         import ray
 
+        from prunelab.data.shards import lean_arrow_pool
         from prunelab.select.streaming import max_rss as worker_rss
 
-        result = fn(*pickle.loads(row["arg"]))
+        with lean_arrow_pool():
+            result = fn(*pickle.loads(row["arg"]))
         return {"i": row["i"], "out": pickle.dumps(result, protocol=5), "pid": os.getpid(),
                 "node": ray.get_runtime_context().get_node_id(), "rss": worker_rss()}
 
@@ -101,7 +103,9 @@ class RayEngine:
                 if address:
                     ray.init(address=address, **opts)
                 else:
-                    ray.init(num_cpus=workers or os.cpu_count() or 1, object_store_memory=1 << 30, **opts)
+                    # "local": a new Ray of our own, even when another cluster runs on this machine
+                    ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, object_store_memory=1 << 30,
+                             **opts)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise UserError(f"cannot start or join Ray ({str(exc).splitlines()[0]}); check --ray-address "
                                 "(e.g. 127.0.0.1:6379) or start a cluster with `ray start --head`") from None
@@ -126,7 +130,7 @@ class RayEngine:
             for row in mapped.iter_rows():
                 i = int(row["i"])
                 consume(i, pickle.loads(row["out"]))
-                key = f"worker {row['pid']}"
+                key = f"worker {row['pid']} on node {str(row['node'])[:8]}"
                 self._peaks[key] = max(self._peaks.get(key, 0), int(row["rss"]))
                 self.nodes.add(str(row["node"]))
                 tick(rows[i])

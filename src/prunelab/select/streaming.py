@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from prunelab.data.shards import Chunk, ShardSet, column, features_of, read_batches, write_kept
+from prunelab.data.shards import Chunk, ShardSet, column, features_of, lean_arrow_pool, read_batches, write_kept
 from prunelab.errors import UserError
 from prunelab.progress import Event
 from prunelab.select.budget import allocate, apply_floors, check_keep, requested_count
@@ -62,10 +62,10 @@ class StreamSettings:
     n_clusters: int | None = None
     max_clusters: int = 64
     spread: float = 0.5
-    sample_rows: int = 200_000
+    sample_rows: int = 100_000
     sample_bytes: int = 64 << 20
     chunk_rows: int = 1 << 17
-    batch_rows: int = 1 << 15
+    batch_rows: int = 1 << 14
 
     def __post_init__(self) -> None:
         if self.strategy not in STREAMING_STRATEGIES:
@@ -450,7 +450,7 @@ def select_stream(shards: ShardSet, settings: StreamSettings, engine: Engine, st
     and a shared machine is not oversubscribed."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1), lean_arrow_pool():
         return _select_stream(shards, settings, engine, staging, progress)
 
 
