@@ -219,7 +219,7 @@ def test_a_2_percent_layer_runs_csr_at_wide_batches(tmp_path: Path) -> None:
 def test_runtime_describes_itself(tmp_path: Path) -> None:
     model = random_model(create_spec("lenet-300-100"), density=0.05)
     path = tmp_path / "m.plsa"
-    export(model, path, precision="int8")
+    export(model, path, precision="int8", shrink=False)  # every stored weight counted below
     rt = load(path)
     assert "int8" in repr(rt) and "lenet-300-100" in repr(rt)
     rows = rt.describe()
@@ -228,8 +228,26 @@ def test_runtime_describes_itself(tmp_path: Path) -> None:
     kept = sum(int(np.count_nonzero(model.weights[n])) for n in model.weight_names())
     # int8 rounds weights below half a quantisation step to zero (random pruning keeps some)
     assert 0.95 * kept <= rt.nnz() <= kept
-    export(model, path, precision="fp32")
+    export(model, path, precision="fp32", shrink=False)  # shrink would drop dead units' weights too
     assert load(path).nnz() == kept
+
+
+def test_export_shrinks_dead_units_exactly(tmp_path: Path) -> None:
+    """A unit with no incoming or no outgoing weights is removed from the artifact, which
+    then predicts what the unshrunk one predicts, in fewer bytes."""
+    model = random_model(create_spec("lenet-300-100"), density=0.01)
+    w = model.weights
+    dead_in, dead_out = 7, 11  # fc1 unit 7 gets no inputs (its bias becomes a constant), unit 11 no outputs
+    w["fc1.weight"][dead_in] = 0.0
+    w["fc2.weight"][:, dead_out] = 0.0
+    full = export(model, tmp_path / "full.plsa", precision="fp32", shrink=False)
+    small = export(model, tmp_path / "small.plsa", precision="fp32")
+    assert small.bytes < full.bytes and small.dense_bytes == full.dense_bytes
+    a, b = load(full.path), load(small.path)
+    units = {la.name: la.args.get("out_features") for la in b.spec.weight_layers()}
+    assert units["fc1"] <= 300 - 2 and units["fc3"] == 10
+    x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+    assert np.allclose(a.logits(x), b.logits(x), atol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +289,7 @@ def test_export_applies_masks_and_reads_from_the_store(tmp_path: Path, pruned_ml
                   masks={k: pruned_mlp.weights[k] != 0 for k in pruned_mlp.weight_names()})
     store = Store()
     stored = store.save(dense)
-    res = export(stored.id, tmp_path / "s.plsa", store=store)
+    res = export(stored.id, tmp_path / "s.plsa", store=store, shrink=False)  # compared entry by entry
     assert res.model_id == stored.id
     art = prunelab.sparse.read_artifact(res.path)
     for name in pruned_mlp.weight_names():

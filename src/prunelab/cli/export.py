@@ -39,6 +39,9 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="artifact path, e.g. model.plsa")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="stored weight precision (int8: per-output-channel symmetric)")
+    p.add_argument("--no-shrink", action="store_true",
+                   help="keep dead units (neurons with no inputs or no outputs left); by default they are "
+                        "removed, which changes no prediction")
     p.add_argument("--format", default="plsa", choices=("plsa", "onnx"),
                    help="plsa: the compact artifact; onnx: ONNX with a dynamic batch axis, checked in ONNX Runtime")
     add_json_flag(p)
@@ -75,7 +78,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     if cmd_export_model(args):  # imported models, and --format onnx
         return
 
-    res = export(args.model, args.out, precision=args.precision, store=Store())
+    res = export(args.model, args.out, precision=args.precision, store=Store(), shrink=not args.no_shrink)
     encs = ", ".join(f"{t.name} {t.encoding}" for t in res.tensors if t.name.endswith(".weight"))
     emit(args, res.to_dict(), f"wrote {res.path}: {res.bytes:,} bytes ({res.precision}), "
          f"{res.compression_ratio:.1f}x smaller than the {res.dense_bytes:,}-byte float32 weights\n"

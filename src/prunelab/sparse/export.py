@@ -73,10 +73,18 @@ def dense_bytes(weights: dict[str, np.ndarray]) -> bytes:
 
 
 def export(model: Model | str, path: str | Path, precision: str = "fp32", store: Store | None = None,
-           encodings: dict[str, str] | None = None) -> ExportResult:
+           encodings: dict[str, str] | None = None, shrink: bool = True) -> ExportResult:
     """Write `model` (a Model, or an id/name in `store`, default the home store)
     to `path`. precision: fp32 | fp16 | int8. encodings: force an encoding
-    per tensor name (default: the smallest for each)."""
+    per tensor name (default: the smallest for each).
+
+    shrink: first remove the dead units (hidden neurons or filters whose
+    incoming or outgoing weights are all zero; `prunelab.prune.shrink`). The
+    change is exact (a dead unit's constant output is folded into the next
+    bias), so the artifact predicts what the model predicts, with fewer
+    biases, scales and row pointers: a 99%-sparse LeNet-300-100 loses about
+    half its hidden units this way. `dense_bytes` stays the float32 file of
+    the model as given, so the ratio is against the network the user had."""
     check_precision(precision)
     if isinstance(model, str):
         if store is None:
@@ -89,11 +97,20 @@ def export(model: Model | str, path: str | Path, precision: str = "fp32", store:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"--out {path} is a folder; give a file name like {path / 'model.plsa'}")
-    weights = masked_weights(model)
     meta = {"model_id": model.id, "name": model.name, "arch": model.spec.arch,
             "sparsity": model.sparsity(), "parent": model.meta.get("parent"),
             "test_accuracy": (model.meta.get("metrics") or {}).get("test_accuracy")}
-    nbytes, infos = write_artifact(path, model.spec, weights, precision, encodings, meta)
+    stored = model
+    if shrink:
+        # imported here, not at the top: prunelab.prune's package imports torch, and reading
+        # and writing artifacts (this module's other users) must work without it
+        from prunelab.prune.structured import shrink as shrink_dead_units
+
+        stored = shrink_dead_units(Model(model.spec, masked_weights(model)))
+        if stored.spec != model.spec:
+            meta["hidden_units"] = {la.name: int(la.args.get("out_features", la.args.get("out_channels", 0)))
+                                   for la in stored.spec.weight_layers()[:-1]}
+    nbytes, infos = write_artifact(path, stored.spec, masked_weights(stored), precision, encodings, meta)
     return ExportResult(path=str(path), bytes=nbytes, dense_bytes=len(dense_bytes(model.weights)), precision=precision,
                         model_id=model.id, tensors=infos)
 
