@@ -20,7 +20,7 @@ reported count, every class kept, (_shard, _row) unique, Ray's selection = the l
 time exponent is fitted on the local sizes >= 1M (past the fixed costs of start-up and
 fitting). Quality where the streaming path cannot equal the in-memory one (more rows than the
 centre sample): held-out 5-NN accuracy of the kept rows, in memory vs local vs random, at 1M.
-At 200k rows (all in the sample) it checks the selections are identical. Writes the
+At 100k rows (all in the default centre sample) it checks the selections are identical. Writes the
 `select-shards` section of RESULTS.md (benchmarks/sections.py).
 """
 
@@ -326,7 +326,7 @@ def main() -> None:
     ap.add_argument("--shards", action="store_true", help="Parquet shards: local and Ray engines (see above)")
     ap.add_argument("--shard-sizes", default="1000000,4000000,16000000", help="local engine sizes")
     ap.add_argument("--ray-rows", type=int, default=4_000_000, help="rows of the Ray runs (1 and 2 workers)")
-    ap.add_argument("--quality-rows", default="200000,1000000", help="sizes of the memory-vs-local comparison")
+    ap.add_argument("--quality-rows", default="100000,1000000", help="sizes of the memory-vs-local comparison")
     ap.add_argument("--one-shards", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--one-quality", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
