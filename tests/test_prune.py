@@ -324,3 +324,67 @@ def test_sensitivity_library_table_and_budget(trained: Model) -> None:
     assert sum(b[k] * res.sizes[k] for k in b) == pytest.approx(0.8 * sum(res.sizes.values()), rel=1e-4)
     with pytest.raises(UserError, match="out of reach"):
         res.budget(0.95, ignore=["fc1.weight"])
+
+
+def test_child_masks_equal_a_numpy_top_k_and_its_stored_sparsity_is_exact(trained: Model) -> None:
+    """The spec API runs on the engine: its masks equal an independent numpy top-k of the
+    parent's |w|, and the stored child (rebuilt from its JSON spec) has exactly round(s * N) zeros."""
+    store = Store()
+    parent = saved(trained, store)
+    r = prunelab.prune(parent.id, sparsity=0.9, schedule="oneshot", finetune_epochs=0, store=store, threads=1)
+    names = parent.weight_names()
+    flat = np.concatenate([np.abs(parent.weights[n]).ravel() for n in names])
+    k = round(0.9 * flat.size)
+    threshold = np.sort(flat)[k - 1]
+    loaded = Store().load(r.model.id)
+    assert loaded.spec.to_dict() == parent.spec.to_dict()
+    zeros = 0
+    for n in names:
+        want = np.abs(parent.weights[n]) > threshold
+        assert np.array_equal(loaded.masks[n], want), n
+        assert np.array_equal(loaded.weights[n] != 0, want), n  # kept weights non-zero, pruned exactly zero
+        zeros += int((loaded.weights[n] == 0).sum())
+    assert zeros == k and r.sparsity == k / flat.size == loaded.sparsity()
+
+
+def test_settings_object_and_keywords_are_one_path(trained: Model) -> None:
+    from dataclasses import FrozenInstanceError
+
+    from prunelab.prune import PruneSettings
+
+    s = PruneSettings(sparsity=0.8, schedule="oneshot", finetune_epochs=0, ignore=("fc3",))
+    assert s.scope == "global" and s.schedule_name == "oneshot"  # defaults resolved once, here
+    a = prunelab.prune(trained, s, threads=1)
+    b = prunelab.prune(trained, sparsity=0.8, schedule="oneshot", finetune_epochs=0, ignore_layers="fc3", threads=1)
+    c = prunelab.prune(trained, 0.8, schedule="oneshot", finetune_epochs=0, ignore=["fc3"], threads=1)
+    for other in (b, c):
+        assert all(np.array_equal(a.model.weights[k], other.model.weights[k]) for k in a.model.weights)
+        assert a.settings == other.settings
+    assert a.settings["ignore_layers"] == ["fc3.weight"] and "fc3.weight" not in a.model.masks
+    assert PruneSettings(sparsity=0.5, method="structured").scope == "layer"
+    with pytest.raises(FrozenInstanceError):
+        s.sparsity = 0.1  # type: ignore[misc]
+    with pytest.raises(TypeError, match="sparsty"):
+        prunelab.prune(trained, sparsty=0.5)
+    for bad in ({"sparsity": 1.0}, {"sparsity": 0.5, "schedule": "cubic"}, {"sparsity": 0.5, "threads": 0},
+                {"sparsity": 0.5, "lr": -1.0}, {"sparsity": 0.5, "layer_sparsity": {"fc1": 2}}):
+        with pytest.raises(UserError):
+            PruneSettings(**bad)  # type: ignore[arg-type]
+        with pytest.raises(UserError):
+            s.with_(**bad)
+
+
+def test_api_and_sensitivity_import_each_other_nowhere() -> None:
+    """The old cycle (api imported sensitivity, sensitivity imported api inside a function)
+    is gone, and no function-level import of prunelab.prune in either module dodges one
+    (matplotlib stays lazy in `plot`: it is optional and slow to import)."""
+    import ast
+
+    src = Path(prunelab.__file__).parent / "prune"
+    for mod, forbidden in (("sensitivity", "prunelab.prune.api"), ("api", None)):
+        tree = ast.parse((src / f"{mod}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert forbidden not in imported
+        for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+            local = [n.module for n in ast.walk(fn) if isinstance(n, ast.ImportFrom)]
+            assert not [m for m in local if m and m.startswith("prunelab.prune")], (mod, fn.name)

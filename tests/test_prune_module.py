@@ -417,3 +417,69 @@ def test_structured_layer_scope_cuts_every_group_exactly(dense, data):
         assert len(cut.removed) == min(round(0.5 * cut.channels), cut.channels - 1), cut
     assert net.block2.conv1.out_channels == net.block2.conv1.weight.shape[0] == round(0.5 * 16)
     assert net(xt[:3]).shape == (3, 10)
+
+
+def _numpy_global_top_k(weights: dict[str, np.ndarray], sparsity: float) -> dict[str, np.ndarray]:
+    """The independent reference: one threshold over |w| of all tensors, the
+    round(s * N) smallest pruned (continuous random weights: no ties)."""
+    flat = np.concatenate([np.abs(w).ravel() for w in weights.values()])
+    k = round(sparsity * flat.size)
+    threshold = np.sort(flat)[k - 1]
+    return {n: np.abs(w) > threshold for n, w in weights.items()}
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.9, 0.99])
+def test_engine_global_masks_equal_a_numpy_top_k(sparsity):
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+    with torch.no_grad():  # one scale for all layers: no layer is emptied at 99% (that case warns)
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.normal_()
+    weights = {f"{n}.weight": m.weight.detach().numpy().copy() for n, m in net.named_modules()
+               if isinstance(m, nn.Linear)}
+    pruning = prune_module(net, sparsity)
+    want = _numpy_global_top_k(weights, sparsity)
+    got = pruning.mask_arrays()
+    assert list(got) == list(want)
+    for n in want:
+        assert np.array_equal(got[n], want[n]), n
+        assert np.array_equal(pruning.masks()[n].numpy(), want[n])  # measured zeros = held masks
+    total = sum(w.size for w in weights.values())
+    assert pruning.sparsity() == round(sparsity * total) / total
+
+
+def test_layer_sparsity_fixes_a_layer_and_the_rest_takes_the_budget():
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
+    weights = {n: m.weight.detach().numpy().copy() for n, m in net.named_modules() if isinstance(m, nn.Linear)}
+    pruning = prune_module(net, 0.9, layer_sparsity={"4": 0.3, "2.weight": 0.5})
+    masks = pruning.mask_arrays()
+    assert int((~masks["4.weight"]).sum()) == 300 and int((~masks["2.weight"]).sum()) == 15000
+    total = sum(w.size for w in weights.values())
+    assert pruning.sparsity() == round(0.9 * total) / total  # the overall count stays exact
+    # layer 0 gets the rest of the budget, by its own magnitude ranking
+    rest = round(0.9 * total) - 300 - 15000
+    assert np.array_equal(masks["0.weight"], _numpy_global_top_k({"0": weights["0"]}, rest / weights["0"].size)["0"])
+    with pytest.raises(UserError, match="no pruned layer named 'fc9'"):
+        prune_module(nn.Sequential(nn.Linear(4, 4)), 0.5, layer_sparsity={"fc9": 0.5})
+
+
+def test_set_rewind_rewinds_a_trained_module_to_other_weights(dense, data):
+    """Lottery on an already trained module: masks from the trained weights, rewind to given ones."""
+    x, y, _, _ = data
+    net, opt, _ = fresh(dense)
+    torch.manual_seed(9)
+    init = ResNetish().state_dict()
+    pruning = prune_module(net, 0.36, schedule="lottery")
+    pruning.set_rewind({k: v for k, v in init.items() if k.endswith("weight")})
+    pruning.step()  # round 1 ranks the trained weights
+    pruning.rewind(opt)
+    for name, m in pruning.layers.items():
+        keep = m.parametrizations.weight[0].mask.bool()
+        assert torch.equal(m.weight.detach()[keep], init[f"{name}.weight"][keep])
+    assert torch.equal(net.stem[1].running_mean, dense[0].stem[1].running_mean)  # not in set_rewind: kept
+    with pytest.raises(UserError, match="no parameter or buffer named 'nope'"):
+        pruning.set_rewind({"nope": torch.zeros(1)})
+    with pytest.raises(UserError, match="lottery"):
+        prune_module(fresh(dense)[0], 0.5).set_rewind({})

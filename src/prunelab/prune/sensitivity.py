@@ -171,7 +171,7 @@ def sensitivity(
     parent, _ = resolve_model(model, store)
     set_threads(threads)
     ds, info = training_data(parent, dataset)
-    assert ds.x_val is not None and ds.y_val is not None  # _training_data always carves one
+    assert ds.x_val is not None and ds.y_val is not None  # training_data always carves one
     x = to_input(ds.x_val[:limit])
     y = torch.from_numpy(ds.y_val[:limit])
     module = parent.to_torch()
