@@ -409,6 +409,9 @@ def commit(staging: Path, out: Path) -> Path:
         os.replace(tmp, out)
         shutil.rmtree(staging, ignore_errors=True)
         return out
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp made it private; the result is an ordinary directory
     if out.exists():
         out.rmdir()  # check_out allowed only an empty directory
     os.replace(staging, out)
