@@ -37,6 +37,10 @@ prune_accuracy.png; refuses to write RESULTS.md from fewer than 5 seeds.
     # parts and seeds in parallel processes, then one report (how RESULTS.md was made):
     .venv/bin/python benchmarks/prune_accuracy.py --parts core --seed-list 0,1,2 --partial /tmp/a.json
     .venv/bin/python benchmarks/prune_accuracy.py --merge /tmp/a.json /tmp/b.json ...
+    # re-run seed 0's core rows and the int8 export after a code change; later files replace rows
+    .venv/bin/python benchmarks/prune_accuracy.py --parts core,long,export --seed-list 0 --long 0.99:16 \
+        --partial /tmp/s0.json
+    .venv/bin/python benchmarks/prune_accuracy.py --merge benchmarks/prune_accuracy.json /tmp/s0.json
 """
 
 from __future__ import annotations
@@ -378,14 +382,17 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             if key in parents and abs(parents[key] - r["test"]) > 1e-9:
                 raise SystemExit(f"error: parent {key} differs between processes ({parents[key]} vs {r['test']})")
             parents[key] = r["test"]
-    seen: set[tuple[Any, ...]] = set()
-    unique = []
+    # a row measured again in a later file replaces the earlier one (e.g. seed 0 re-run after a
+    # code change); each replacement is printed with whether its test accuracy moved
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in out["records"]:
         key = (r["arch"], r["seed"], r["method"], r["sparsity"], r["epochs"])
-        if key not in seen:
-            seen.add(key)
-            unique.append(r)
-    out["records"] = unique
+        if key in latest and r is not latest[key]:
+            old = latest[key]["test"]
+            print(f"re-measured {key}: test {old:.4f} -> {r['test']:.4f}"
+                  + (" (identical)" if abs(old - r["test"]) < 1e-12 else ""), flush=True)
+        latest[key] = r
+    out["records"] = list(latest.values())
     return out
 
 
