@@ -388,3 +388,16 @@ def test_api_and_sensitivity_import_each_other_nowhere() -> None:
         for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
             local = [n.module for n in ast.walk(fn) if isinstance(n, ast.ImportFrom)]
             assert not [m for m in local if m and m.startswith("prunelab.prune")], (mod, fn.name)
+
+
+def test_the_engines_criteria_reach_stored_models(trained: Model) -> None:
+    """criterion= picks from the engine's registry: random pruning hits the same exact
+    count as magnitude, on other weights; l2 ranks single weights as l1 does."""
+    kw = {"sparsity": 0.7, "schedule": "oneshot", "finetune_epochs": 0, "threads": 1}
+    l1, l2, rnd = (prunelab.prune(trained, criterion=c, **kw) for c in ("l1", "l2", "random"))
+    assert l1.sparsity == l2.sparsity == rnd.sparsity and rnd.settings["criterion"] == "random"
+    assert all(np.array_equal(l1.model.masks[k], l2.model.masks[k]) for k in l1.model.masks)
+    assert not np.array_equal(l1.model.masks["fc1.weight"], rnd.model.masks["fc1.weight"])
+    assert rnd.accuracy_before_finetune < l1.accuracy_before_finetune
+    with pytest.raises(UserError, match="unknown criterion"):
+        prunelab.prune(trained, criterion="taylor", **kw)
