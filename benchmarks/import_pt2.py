@@ -174,7 +174,10 @@ def main() -> None:
             f"{args.epochs} epochs (Adam 1e-3, batch 128), the program is exported with a dynamic batch axis, "
             "imported (`import_pt2`), pruned to 90% (global magnitude, one-shot) and fine-tuned one epoch "
             "(`prune_exported`: Adam 1e-3, cosine), seeds " + ", ".join(map(str, seeds)) + " (nothing was chosen "
-            "on them). ONNX and .plsa differences: max |x - PyTorch| over the logits of all test images.\n\n"
+            "on them). ONNX and .plsa differences: max |x - PyTorch| over the logits of all test images."
+            " The pruned child has had one more epoch than its dense parent, so Δ vs dense is not an "
+            "equal-budget comparison: this shows the import path end to end (accuracy identical after import, "
+            "ONNX and .plsa faithful), not pruning quality, for which see the prune-module section.\n\n"
             + table(rows))
     print(body)
     if not args.quick:
