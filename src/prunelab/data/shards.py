@@ -343,9 +343,11 @@ def part_name(chunk: Chunk) -> str:
 
 
 def write_kept(chunk: Chunk, shards: ShardSet, keep_rows: np.ndarray, staging: str,
-               batch_rows: int = 1 << 16) -> int:
-    """Write the rows `keep_rows` (sorted positions inside the chunk) with every source column plus
-    `_shard` and `_row` to `staging/part-NNNNNN.parquet`; return the number written."""
+               batch_rows: int = 1 << 16, offset: int = 0) -> int:
+    """Write the rows `keep_rows - offset` (sorted positions inside the chunk; `offset` lets the
+    caller pass a view of the global kept rows with offset = chunk.start) with every source column
+    plus `_shard` and `_row` to `staging/part-NNNNNN.parquet`; return the number written."""
+    keep_rows = np.asarray(keep_rows, dtype=np.int64) - offset
     import pyarrow as pa
     import pyarrow.parquet as pq
 

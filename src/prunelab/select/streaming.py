@@ -555,7 +555,7 @@ def _select_stream(shards: ShardSet, settings: StreamSettings, engine: Engine, s
         write_items: list[tuple[Any, ...]] = []
         for c in chunks:
             lo, hi = np.searchsorted(kept, [c.start, c.start + c.rows])
-            write_items.append((c, shards, kept[lo:hi] - c.start, str(staging), settings.batch_rows))
+            write_items.append((c, shards, kept[lo:hi], str(staging), settings.batch_rows, c.start))  # a view
         _run_pass(engine, "write", write_kept, write_items, rows, take_written, progress, stats)
         if sum(written) != count:
             raise RuntimeError(f"wrote {sum(written)} rows, kept {count}")
