@@ -178,6 +178,10 @@ def test_pt2_round_trip_import_eval_prune_export_compare(trained: dict, prunelab
                         data={"models": "mine,mine90"})
         assert r.status_code == 200, r.text
         assert all(len(row["probabilities"]) == 10 for row in r.json()["predictions"])
+        before = store_snapshot(prunelab_home)
+        r = client.post("/api/jobs/prune", json={"parent": "mine", "sparsity": 0.5, "finetune_epochs": 1})
+        assert r.status_code == 400 and "prunelab prune mine" in r.text
+        assert store_snapshot(prunelab_home) == before
 
 
 def _rewrite(src: Path, dst: Path, change: dict) -> Path:

@@ -452,6 +452,9 @@ def _submit_prune(state: WebState, body: PruneRequest) -> Job:
     sparsity, scope, schedule = prune_api.resolve_settings(body.sparsity, body.method, body.scope, body.schedule)
     DEFAULT_RECIPE.with_(epochs=body.finetune_epochs, lr=body.lr)  # raises on bad epochs / lr
     parent = record(state, body.parent)
+    if is_exported_record(parent):
+        raise HTTPException(400, "imported torch.export models are pruned from the command line for now: "
+                                 f"prunelab prune {parent['name'] or parent['id']} --sparsity S")
     name = check_job_name(state, body.name)
     dataset = state.model_dataset(parent)
 
