@@ -373,7 +373,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         out["records"] += p["records"]
     out["seconds"] = sum(p.get("seconds", 0.0) for p in parts)
     out["date"] = max(p["date"] for p in full)
-    out["processes"] = len(parts)
+    out["processes"] = sum(p.get("processes", 1) for p in parts)  # a merged file counts its own
     # the parent is retrained in every process that needs it: it must come out identical
     parents: dict[tuple[str, int], float] = {}
     for r in out["records"]:
@@ -385,14 +385,21 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     # a row measured again in a later file replaces the earlier one (e.g. seed 0 re-run after a
     # code change); each replacement is printed with whether its test accuracy moved
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    moved: list[str] = []
     for r in out["records"]:
         key = (r["arch"], r["seed"], r["method"], r["sparsity"], r["epochs"])
         if key in latest and r is not latest[key]:
             old = latest[key]["test"]
             print(f"re-measured {key}: test {old:.4f} -> {r['test']:.4f}"
                   + (" (identical)" if abs(old - r["test"]) < 1e-12 else ""), flush=True)
+            if abs(old - r["test"]) >= 1e-12:
+                moved.append(f"{r['method']} {r['sparsity']:g} seed {r['seed']}")
+            out.setdefault("remeasured", []).append(f"{r['method']} {r['sparsity']:g} seed {r['seed']} "
+                                                    f"({r['epochs']} epochs)")
         latest[key] = r
     out["records"] = list(latest.values())
+    if "remeasured" in out:
+        out["remeasured_moved"] = moved
     return out
 
 
@@ -445,7 +452,11 @@ def report(res: dict[str, Any]) -> str:
         f"{res['seconds'] / 60:.0f} process-minutes in {res['processes']} process(es) merged with --merge "
         "(one run of the script: each part/seed set is one process"
         + (f"; {res['stopped']} of them stopped before finishing, its finished records kept" if res.get("stopped")
-           else "") + ").",
+           else "") + ")"
+        + (f". Re-measured on {res['date'][:10]} after a code change, replacing the earlier rows: "
+           + ", ".join(res["remeasured"]) + (f"; test accuracy moved for {', '.join(res['remeasured_moved'])}"
+                                             if res.get("remeasured_moved") else "; every test accuracy identical")
+           if res.get("remeasured") else "") + ".",
         f"LeNet-300-100 on MNIST: every model trains on the same 55,000 training images; 5,000 (1/12, "
         f"stratified, seeded by the training seed) are the validation split that chose the recipe "
         f"(selection seeds {st['selection_seeds']}); cells are **test** accuracy % on the 10,000 test "
