@@ -213,6 +213,9 @@ def run_json(args: list[str], env: dict[str, str]) -> dict[str, object]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+LOAD = os.getloadavg()
+
+
 def main_shards(sizes: list[int], ray_rows: int, quality_rows: list[int], no_write: bool) -> None:
     import shutil
     import tempfile
@@ -270,7 +273,8 @@ def shards_section(rows: list[dict[str, object]], quality: list[dict[str, object
              f"Parquet shards of {SHARD_ROWS:,} rows (row groups of 50,000), 32 float32 features + an int64 label "
              "(10 classes), cluster strategy, keep 30%, kept rows written as Parquet. rss = peak resident memory "
              "(ru_maxrss) of the process doing the work; Ray: the driver and its largest worker. A prunelab "
-             "process with scikit-learn (which imports pandas) starts at about 210 MiB.", "",
+             "process with scikit-learn (which imports pandas) starts at about 210 MiB. rows/s = rows / wall "
+             "seconds of the whole run (start-up and, for Ray, starting a local Ray included).", "",
              "| engine | workers | rows | kept (= written) | every class | (_shard, _row) unique | same as local "
              "| seconds | rows/s | pass rows/s (stats, scores, write) | driver rss MiB | worker rss MiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -288,12 +292,17 @@ def shards_section(rows: list[dict[str, object]], quality: list[dict[str, object
             + ", ".join(f"{p['rows_per_s']:,.0f}" for p in passes)
             + f" | {int(str(r['driver_rss'])) / 2**20:.0f} | "
             + (f"{max(wr.values()) / 2**20:.0f} ({len(wr)} processes)" if wr else "-") + " |")
-    local = [(int(str(r["n"])), float(str(r["seconds"]))) for r in rows if r["engine"] == "local"
-             and int(str(r["n"])) >= 1_000_000]
+    local = [r for r in rows if r["engine"] == "local" and int(str(r["n"])) >= 1_000_000]
     if len(local) >= 2:
-        slope = np.polyfit(np.log([p[0] for p in local]), np.log([p[1] for p in local]), 1)[0]
-        lines += ["", f"Local engine time exponent on {', '.join(f'{p[0]:,}' for p in local)} rows: {slope:.2f} "
-                      "(slope of log seconds vs log rows)."]
+        ns = np.log([int(str(r["n"])) for r in local])
+        wall = np.polyfit(ns, np.log([float(str(r["seconds"])) for r in local]), 1)[0]
+        # the passes alone: start-up, imports and the centre fit are fixed costs
+        passes = np.polyfit(ns, np.log([sum(p["seconds"] for p in r["passes"]) for r in local]), 1)[0]  # type: ignore
+        sizes_text = ", ".join(f"{int(str(r['n'])):,}" for r in local)
+        lines += ["", f"Local engine time exponent on {sizes_text} rows "
+                      f"(slope of log seconds vs log rows): {passes:.2f} on the time spent in the passes (past the "
+                      f"fixed costs of start-up and the centre fit), {wall:.2f} on wall time. The machine is shared: "
+                      f"load average {LOAD[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."]
     for r in rows:
         if r["engine"] == "local" and int(str(r["n"])) == 4_000_000:
             verdict = "under" if int(str(r["driver_rss"])) < 384 * 2**20 else "OVER"
