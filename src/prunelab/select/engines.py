@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,8 +65,9 @@ class LocalEngine:
 
 
 def _ray_call(fn: Callable[..., Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A Ray Data row function: unpickle the item, run `fn`, return the pickled result with the
-    worker's pid, node and peak RSS (so the driver can report memory per process)."""
+    """A Ray Data row function: run `fn` on the row's item, return its result with the worker's
+    pid, node and peak RSS (so the driver can report memory per process). Ray serializes the
+    item and the result itself (they are our own objects: chunk descriptors and per-chunk arrays)."""
 
     def call(row: dict[str, Any]) -> dict[str, Any]:
         import ray
@@ -76,8 +76,8 @@ def _ray_call(fn: Callable[..., Any]) -> Callable[[dict[str, Any]], dict[str, An
         from prunelab.select.streaming import max_rss as worker_rss
 
         with lean_arrow_pool():
-            result = fn(*pickle.loads(row["arg"]))
-        return {"i": row["i"], "out": pickle.dumps(result, protocol=5), "pid": os.getpid(),
+            result = fn(*row["arg"])
+        return {"i": row["i"], "out": result, "pid": os.getpid(),
                 "node": ray.get_runtime_context().get_node_id(), "rss": worker_rss()}
 
     return call
@@ -123,13 +123,13 @@ class RayEngine:
             rows: list[int], tick: Callable[[int], None]) -> None:
         import ray
 
-        ds = ray.data.from_items([{"i": i, "arg": pickle.dumps(item, protocol=5)} for i, item in enumerate(items)],
+        ds = ray.data.from_items([{"i": i, "arg": item} for i, item in enumerate(items)],
                                  override_num_blocks=len(items))
         mapped = ds.map(_ray_call(fn), num_cpus=1, compute=ray.data.TaskPoolStrategy(size=self.workers))
         try:
             for row in mapped.iter_rows():
                 i = int(row["i"])
-                consume(i, pickle.loads(row["out"]))
+                consume(i, row["out"])
                 key = f"worker {row['pid']} on node {str(row['node'])[:8]}"
                 self._peaks[key] = max(self._peaks.get(key, 0), int(row["rss"]))
                 self.nodes.add(str(row["node"]))
