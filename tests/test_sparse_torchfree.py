@@ -85,3 +85,21 @@ def test_cli_predict_without_torch(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["count"] == 5 and len(out["predictions"]) == 5 and len(out["probabilities"][0]) == 10
+
+
+def test_export_shrinks_without_torch(tmp_path: Path) -> None:
+    """`prunelab.export` (dead units removed by default) runs where torch cannot be imported."""
+    proc = run_blocked(f"""
+        import numpy as np
+        from prunelab.models.model import Model
+        from prunelab.models.presets import create_spec
+        from prunelab.sparse.export import export
+        from prunelab.sparse.format import param_names
+        spec = create_spec("lenet-300-100")
+        rng = np.random.default_rng(0)
+        w = {{n: (rng.standard_normal(s) * (rng.random(s) < 0.01)).astype(np.float32) for n, s in param_names(spec)}}
+        res = export(Model(spec, w), {str(tmp_path / "m.plsa")!r}, precision="int8")
+        print(res.bytes)
+    """, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) > 0

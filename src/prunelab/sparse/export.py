@@ -18,6 +18,7 @@ import numpy as np
 
 from prunelab.errors import UserError
 from prunelab.models.model import Model
+from prunelab.models.surgery import shrink as shrink_dead_units
 from prunelab.sparse.format import TensorInfo, write_artifact
 from prunelab.sparse.quant import check_precision
 
@@ -102,10 +103,6 @@ def export(model: Model | str, path: str | Path, precision: str = "fp32", store:
             "test_accuracy": (model.meta.get("metrics") or {}).get("test_accuracy")}
     stored = model
     if shrink:
-        # imported here, not at the top: prunelab.prune's package imports torch, and reading
-        # and writing artifacts (this module's other users) must work without it
-        from prunelab.prune.structured import shrink as shrink_dead_units
-
         stored = shrink_dead_units(Model(model.spec, masked_weights(model)))
         if stored.spec != model.spec:
             meta["hidden_units"] = {la.name: int(la.args.get("out_features", la.args.get("out_channels", 0)))
