@@ -171,3 +171,17 @@ def test_select_csv_timestamps_and_scores_columns(tmp_path: Path, capsys: pytest
     assert res["report"]["decisions"]["components"] == ["recency", "quality", "difficulty"]
     # 3 float64 features (io, workers, chunk), 1-char labels (<U1: 4 bytes), float64 timestamps and scores
     assert res["bytes_before"] == 120 * (3 * 8 + 4 + 8 + 8)
+
+
+def test_holdout_choices_are_the_searchs() -> None:
+    """The CLI lists the hold-outs the search knows (kept as a literal so the CLI starts fast)."""
+    import argparse
+
+    from prunelab.cli.select import register
+    from prunelab.select.search import HOLDOUTS
+
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers()
+    register(sub)
+    action = next(a for p in sub.choices.values() for a in p._actions if a.dest == "holdout")
+    assert tuple(action.choices) == HOLDOUTS

@@ -41,9 +41,10 @@ def register(sub: Any) -> None:
     p.add_argument("--max-seconds", type=float, metavar="S", help="auto: time budget of the search (default 60)")
     p.add_argument("--k", type=int, metavar="K", dest="n_neighbors",
                    help="auto: neighbours of the downstream k-NN it scores (default 5)")
-    p.add_argument("--holdout", choices=("rows", "groups"),
-                   help="auto: hold out random rows (default: new runs of known and unseen workloads) or "
-                        "whole near-duplicate groups (unseen workloads only)")
+    p.add_argument("--holdout", choices=("mixed", "rows", "groups"),  # select.search.HOLDOUTS, kept lazy
+                   help="auto's held-out part: 'mixed' (default: half unseen near-duplicate groups, each "
+                        "counted once, half new rows of known groups), 'rows' (random rows) or 'groups' "
+                        "(unseen groups only)")
     p.add_argument("--min-keep", type=int, default=20, metavar="N", help="never keep fewer (default 20)")
     p.add_argument("--task", default="auto", help="auto, classification, regression or none")
     p.add_argument("--seed", type=int, default=0, help="random_state")
