@@ -55,6 +55,21 @@ def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = False) 
     return proc
 
 
+def run_cli_inproc(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`prunelab ARGS` through the same `main()` in this process (no interpreter or torch
+    start-up per call; for the many fast cases): exit code, stdout and stderr as a subprocess's."""
+    from prunelab.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
 def assert_user_error(proc: subprocess.CompletedProcess[str], fragment: str = "") -> None:
     """Exit 2, exactly one `error:` line on stderr, no traceback."""
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)

@@ -14,22 +14,12 @@ import prunelab
 from prunelab.data.images import mnist_style
 from prunelab.models.model import Model
 from prunelab.store import Store
-from tests.conftest import assert_user_error, run_cli, store_snapshot
+from tests.conftest import assert_user_error, run_cli, run_cli_inproc, store_snapshot
 
 
 def run_inproc(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`prunelab ARGS` through the same `main()` in this process (no interpreter start-up):
-    for the many bad-input cases; the good paths run in real subprocesses."""
-    from prunelab.cli import main
-
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+    """In process for the many bad-input cases; the good paths run in real subprocesses."""
+    return run_cli_inproc(capsys, *args)
 
 
 @pytest.fixture(scope="module")

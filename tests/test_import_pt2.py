@@ -20,7 +20,7 @@ import prunelab
 from prunelab.data.datasets import Dataset
 from prunelab.errors import UserError
 from prunelab.store import Store
-from tests.conftest import assert_user_error, run_cli, store_snapshot
+from tests.conftest import assert_user_error, run_cli, run_cli_inproc, store_snapshot
 
 BATCH = {0: torch.export.Dim("batch")}
 
@@ -75,17 +75,9 @@ def trained(mnist_small: Dataset, tmp_path_factory: pytest.TempPathFactory) -> d
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The real command line in this process (no torch start-up per call): (exit code, stdout, stderr)."""
-    from prunelab.cli import main
-
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    """`prunelab ARGS` in this process (the imports are paid once): (exit code, stdout, stderr)."""
+    proc = run_cli_inproc(capsys, *args)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:

@@ -16,7 +16,7 @@ import prunelab
 from prunelab.data.shards import open_shards
 from prunelab.errors import UserError
 from prunelab.select import select_dataset
-from tests.conftest import assert_user_error, run_cli
+from tests.conftest import assert_user_error, run_cli, run_cli_inproc
 
 
 def blobs(n: int, d: int = 6, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -182,15 +182,8 @@ def test_bad_shard_raises_naming_the_file_and_writes_nothing(tmp_path: Path, kin
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """`prunelab ARGS` in this process (the imports are paid once): (exit code, stdout, stderr)."""
-    from prunelab.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    proc = run_cli_inproc(capsys, *args)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def test_cli_bad_shard_exit_2_one_line(tmp_path: Path) -> None:

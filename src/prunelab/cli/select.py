@@ -103,14 +103,7 @@ def cmd_select(args: argparse.Namespace) -> None:
             raise UserError(f"--out {args.out}: name it .npz (arrays) or .csv (CSV input only)")
         if args.out.lower().endswith(".csv") and not args.input.lower().endswith(".csv"):
             raise UserError("--out .csv needs a .csv input; write .npz for .npz input")
-    if args.report is not None and not args.report.lower().endswith(".json"):
-        raise UserError(f"--report {args.report}: the report is JSON; name it .json")
-    auto_options = {name: getattr(args, name) for name in ("tolerance", "folds", "max_seconds", "n_neighbors",
-                                                            "holdout") if getattr(args, name) is not None}
-    if auto_options and args.strategy != "auto":
-        flags = ", ".join("--" + {"n_neighbors": "k"}.get(k, k).replace("_", "-") for k in auto_options)
-        raise UserError(f"{flags}: only for --strategy auto (the measured choice); drop it or "
-                        f"--strategy {args.strategy}")
+    auto_options = _check_report_and_auto_options(args)
     table = load(args.input, targets=args.target, timestamps=args.timestamps, scores=args.scores)
     # auto's search can take its whole time budget: a bar on stderr, none under --json
     search_bar = {"callback": ProgressBar("auto search")} if args.strategy == "auto" and not args.json else {}
@@ -144,12 +137,7 @@ def cmd_select_parquet(args: argparse.Namespace) -> None:
         raise UserError("--ray-address is for --engine ray")
     if args.workers is not None and (engine != "ray" or args.workers < 1):
         raise UserError("--workers N (N >= 1) is for --engine ray")
-    if args.report is not None and not args.report.lower().endswith(".json"):
-        raise UserError(f"--report {args.report}: the report is JSON; name it .json")
-    auto_options = {name: getattr(args, name) for name in ("tolerance", "folds", "max_seconds", "n_neighbors",
-                                                            "holdout") if getattr(args, name) is not None}
-    if auto_options and args.strategy != "auto":
-        raise UserError("--tolerance/--folds/--max-seconds/--k/--holdout are only for --strategy auto")
+    auto_options = _check_report_and_auto_options(args)
     features = [c.strip() for f in args.features for c in f.split(",") if c.strip()] or None
     res = select_dataset(args.input, target=args.target, features=features, timestamps=args.timestamps,
                          scores=args.scores, keep=args.keep, keep_count=args.keep_count, strategy=args.strategy,
@@ -198,3 +186,17 @@ def cmd_validate(args: argparse.Namespace) -> None:
     emit(args, data, human)
     if res.failed:
         raise SystemExit(1)
+
+
+def _check_report_and_auto_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--report and auto's own options, checked alike for in-memory and Parquet input; returns
+    the auto options given (keyword arguments of the search)."""
+    if args.report is not None and not args.report.lower().endswith(".json"):
+        raise UserError(f"--report {args.report}: the report is JSON; name it .json")
+    auto_options = {name: getattr(args, name) for name in ("tolerance", "folds", "max_seconds", "n_neighbors",
+                                                            "holdout") if getattr(args, name) is not None}
+    if auto_options and args.strategy != "auto":
+        flags = ", ".join("--" + {"n_neighbors": "k"}.get(k, k).replace("_", "-") for k in auto_options)
+        raise UserError(f"{flags}: only for --strategy auto (the measured choice); drop it or "
+                        f"--strategy {args.strategy}")
+    return auto_options
