@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prunelab.errors import UserError
+from prunelab.models.model import RegistryRecord
 
 if TYPE_CHECKING:
     from torch import nn
@@ -121,7 +122,7 @@ class ExportedSpec:
 
 
 @dataclass
-class ExportedModel:
+class ExportedModel(RegistryRecord):
     """An imported program as data: spec (graph + shapes), weights (name ->
     array in its dtype: parameters, buffers, constants), masks (weight name ->
     bool, True = kept; empty when dense), meta (the registry record)."""
@@ -130,14 +131,6 @@ class ExportedModel:
     weights: dict[str, np.ndarray]
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str | None:
-        return self.meta.get("id")
-
-    @property
-    def name(self) -> str | None:
-        return self.meta.get("name")
 
     def weight_names(self) -> list[str]:
         """The prunable weights (inputs of ATen linear/convolution)."""

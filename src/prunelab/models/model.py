@@ -13,16 +13,11 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-@dataclass
-class Model:
-    """A network as data. `weights` maps 'fc1.weight' etc. to float32 arrays;
-    `masks` maps weight names to bool arrays (True = kept), empty when dense;
-    `meta` holds the registry record (id, name, parent, metrics, ...)."""
+class RegistryRecord:
+    """What every stored model has beside its arrays: `meta`, the registry record (id, name,
+    parent, metrics, ...), and the id and name read from it."""
 
-    spec: ModelSpec
-    weights: dict[str, np.ndarray]
-    masks: dict[str, np.ndarray] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any]
 
     @property
     def id(self) -> str | None:
@@ -31,6 +26,18 @@ class Model:
     @property
     def name(self) -> str | None:
         return self.meta.get("name")
+
+
+@dataclass
+class Model(RegistryRecord):
+    """A network as data. `weights` maps 'fc1.weight' etc. to float32 arrays;
+    `masks` maps weight names to bool arrays (True = kept), empty when dense;
+    `meta` holds the registry record (id, name, parent, metrics, ...)."""
+
+    spec: ModelSpec
+    weights: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def to_torch(self) -> nn.Sequential:
         """Rebuild the torch module from the spec and load the weights."""
