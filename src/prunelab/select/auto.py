@@ -4,12 +4,13 @@ Nothing in the decision is a constant fitted to a data set: `auto` holds out par
 it is given (by default unseen groups of near duplicates and repeats of known ones, weighed
 equally), runs every registered plain strategy, `random` included, over a grid of fractions on
 the training parts, fits the downstream estimator on what each keeps and scores it on the
-held-out parts (`prunelab.select.search` has the procedure). Fail-safe: a strategy other than
-`random` is used only where it beats random on the paired splits by more than their noise
-(a one-sided t-test at `alpha` with the corrected resampled standard error), and without
-`keep` / `keep_count` the fraction is the smallest whose upper confidence bound on the loss
-against the full store stays within `tolerance`; when none does, everything is kept. With a
-budget it picks only the strategy. The choice is then applied to the whole store.
+held-out parts (`prunelab.select.search` has the procedure). Without `keep` / `keep_count`
+it is fail-safe: while walking the grid a strategy other than `random` is used only where it
+beats random on the paired splits by more than their noise (a one-sided t-test at `alpha` with
+the corrected resampled standard error), and the fraction is the smallest whose upper
+confidence bound on the loss against the full store stays within `tolerance`; when none does,
+everything is kept. With a budget it picks only the strategy: the best mean held-out score,
+`random` included. The choice is then applied to the whole store.
 `report_.decisions["search"]` holds the measured table, the full store's score, the cost and
 the reason.
 """
