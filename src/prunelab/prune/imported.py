@@ -27,6 +27,7 @@ from prunelab.importing import check_fit, dataset_of, evaluate_exported, model_i
 from prunelab.models.exported import ExportedModel
 from prunelab.progress import Callback
 from prunelab.prune.engine import prune_module
+from prunelab.prune.engine.pruning import SCOPES
 from prunelab.prune.masks import check_sparsity
 from prunelab.train import check_hyper, evaluate, fit, set_threads, versions
 
@@ -56,8 +57,8 @@ class ImportedPruneSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sparsity", check_sparsity(self.sparsity, "--sparsity"))
-        if self.scope not in ("global", "layer"):
-            raise UserError(f"unknown scope {self.scope!r}; choose from global, layer")
+        if self.scope not in SCOPES:
+            raise UserError(f"unknown scope {self.scope!r}; choose from {', '.join(SCOPES)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"schedule {self.schedule!r} is not available for imported models; choose from "
                             f"{', '.join(SCHEDULES)}")
@@ -185,10 +186,7 @@ def prune_exported(
         "config": {**settings.to_dict(), "dataset": ds.name, "threads": threads_used},
         "dataset": split.describe(), "versions": versions(), "seed": settings.seed,
     })
-    if store is not None and model.id is not None:
-        child = store.save_exported(child)
-    elif store is not None:
-        child.meta["parent"] = None
+    if store is not None:  # meta's parent is model.id: None for an unstored parent
         child = store.save_exported(child)
     return ImportedPruneResult(model=child, parent=model.id, sparsity=measured, accuracy_before_finetune=before,
                                test_accuracy=test.accuracy, parent_accuracy=float(parent_accuracy),
