@@ -19,6 +19,7 @@ import numpy as np
 from prunelab.errors import UserError
 from prunelab.models.model import Model
 from prunelab.models.surgery import shrink as shrink_dead_units
+from prunelab.models.surgery import unit_count
 from prunelab.sparse.format import TensorInfo, write_artifact
 from prunelab.sparse.quant import check_precision
 
@@ -80,7 +81,7 @@ def export(model: Model | str, path: str | Path, precision: str = "fp32", store:
     per tensor name (default: the smallest for each).
 
     shrink: first remove the dead units (hidden neurons or filters whose
-    incoming or outgoing weights are all zero; `prunelab.prune.shrink`). The
+    incoming or outgoing weights are all zero; `prunelab.models.surgery.shrink`). The
     change is exact (a dead unit's constant output is folded into the next
     bias), so the artifact predicts what the model predicts, with fewer
     biases, scales and row pointers: a 99%-sparse LeNet-300-100 loses about
@@ -105,8 +106,7 @@ def export(model: Model | str, path: str | Path, precision: str = "fp32", store:
     if shrink:
         stored = shrink_dead_units(Model(model.spec, masked_weights(model)))
         if stored.spec != model.spec:
-            meta["hidden_units"] = {la.name: int(la.args.get("out_features", la.args.get("out_channels", 0)))
-                                   for la in stored.spec.weight_layers()[:-1]}
+            meta["hidden_units"] = {la.name: unit_count(la) for la in stored.spec.weight_layers()[:-1]}
     nbytes, infos = write_artifact(path, stored.spec, masked_weights(stored), precision, encodings, meta)
     return ExportResult(path=str(path), bytes=nbytes, dense_bytes=len(dense_bytes(model.weights)), precision=precision,
                         model_id=model.id, tensors=infos)
