@@ -28,7 +28,15 @@ over the selection seeds.
     # third round (SGD with batch 64; seeds 102 and 103, with the dense trained on by each finalist's recipe):
     .venv/bin/python benchmarks/prune_recipe.py --seeds 102 --long "" --variants round3 \
         --dense-variants "lr 5e-3,SGD lr 5e-2 batch 64" --partial /tmp/t102.json    # and 103
-    .venv/bin/python benchmarks/prune_recipe.py --merge /tmp/t102.json /tmp/t103.json --block prune-recipe-round3
+    .venv/bin/python benchmarks/prune_recipe.py --seeds 102 --long "" --variants "" --no-dense \
+        --dense-variants "SGD lr 1e-1 batch 64" --partial /tmp/d102.json             # and 103
+    .venv/bin/python benchmarks/prune_recipe.py --merge /tmp/t102.json /tmp/t103.json /tmp/d102.json \
+        /tmp/d103.json --block prune-recipe-round3
+    # LeNet-5, round 3 (does the winner's lr hold on a conv net?)
+    .venv/bin/python benchmarks/prune_recipe.py --arch lenet-5 --epochs 3 --seeds 100 --sparsities 0.95,0.98 \
+        --long "" --variants "lr 5e-3,SGD lr 1e-1 batch 64,SGD lr 5e-2 batch 64" --no-dense \
+        --dense-variants "lr 5e-3,SGD lr 1e-1 batch 64" --partial /tmp/l5.json
+    .venv/bin/python benchmarks/prune_recipe.py --merge /tmp/l5.json --block prune-recipe-lenet-5-round3
     # LeNet-5 at 98%: the default vs a 2x longer fine-tune
     .venv/bin/python benchmarks/prune_recipe.py --arch lenet-5 --seeds 100 --sparsities 0.98 \\
         --variants default --long 16 --partial /tmp/l5.json
