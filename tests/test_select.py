@@ -317,6 +317,58 @@ def test_decide_prefers_random_unless_beaten_beyond_noise_and_keeps_more_when_un
     assert strategy is None and fraction == 1.0 and reason.startswith("kept everything") and reason.count(". ") == 0
 
 
+@pytest.mark.parametrize("kind", ["classifier", "regressor", "regressor-2"])
+def test_unit_contributions_average_to_scikit_learns_score(kind: str) -> None:
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    from prunelab.select.search import fit_score, per_group
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = ((X[:, 0] > 0).astype(int) + (X[:, 1] > 1) if kind == "classifier"
+         else X[:, 0] * 2 + rng.normal(size=300) if kind == "regressor" else np.c_[X[:, 0], X[:, 2] ** 2])
+    est = KNeighborsClassifier(5) if kind == "classifier" else KNeighborsRegressor(5)
+    groups = rng.integers(0, 40, 300)
+    held = np.arange(200, 300)
+    parts = ((held[:50], per_group(groups[held[:50]])), (held[50:], None))
+    score, units = fit_score(est, X, y, np.arange(200), parts, None, groups)
+    reference, none = fit_score(est, X, y, np.arange(200), parts, None)  # estimator.score per part
+    assert none is None and units is not None
+    assert score == pytest.approx(reference, abs=1e-12)
+    # the weighted part's units are its groups (each once), the unweighted part's its rows
+    assert sorted(units[0][0]) == sorted(set(groups[held[:50]])) and list(units[1][0]) == list(held[50:])
+    # a scorer given by the user is not decomposed: no units, the score as the scorer gives it
+    from sklearn.metrics import check_scoring
+
+    scorer = check_scoring(est, scoring="accuracy" if kind == "classifier" else "r2")
+    assert fit_score(est, X, y, np.arange(200), parts, scorer, groups)[1] is None
+
+
+def test_pooled_loss_pairs_units_and_counts_a_repeated_unit_once() -> None:
+    from prunelab.select.search import Cell, pooled_loss
+
+    ids = np.arange(100)
+    rng = np.random.default_rng(1)
+    full_c = rng.random(100)
+    # two splits that hold out the same 100 units (two repeats): the loss is 1 pp on every unit
+    full = ((ids, full_c),), ((ids, full_c),)
+    sub = ((ids, full_c - 0.01),), ((ids, full_c - 0.01),)
+    mean, se, n = pooled_loss(full, sub)
+    assert mean == pytest.approx(0.01) and se == pytest.approx(0.0, abs=1e-12) and n == 100
+    # noisy per-unit losses: se = sd / sqrt(units), units counted once however often held out
+    noise = rng.normal(0, 0.1, 100)
+    sub = ((ids, full_c - noise),), ((ids, full_c - noise),)
+    mean, se, n = pooled_loss(full, sub)
+    assert mean == pytest.approx(noise.mean()) and se == pytest.approx(noise.std(ddof=1) / 10) and n == 100
+    # two part kinds weigh equally; the bound of a Cell uses the units when both sides have them
+    full2 = ((ids, full_c), (ids + 1000, full_c)),
+    sub2 = ((ids, full_c - 0.02), (ids + 1000, full_c)),
+    assert pooled_loss(full2, sub2)[0] == pytest.approx(0.01)
+    cell = Cell("random", 0.3, (0.5,), units=sub2)
+    assert cell.loss_bound((0.51,), 0.5, 0.05, full2) == pytest.approx(0.01)
+    assert cell.loss((0.51,), 0.5)[2] == 1  # without the full store's units: per split
+
+
 def test_loss_bound_is_conservative() -> None:
     from prunelab.select.search import Cell
 

@@ -59,7 +59,14 @@ On the store it is given (or a stratified sample of at most `max_rows` rows of i
      bound: mean(full - score) + t(1 - alpha, J-1) x se <= tolerance. The last fraction reached
      wins; a fraction that fails ends the walk (a fixed-sequence test: no fraction is taken
      because it passed by luck after a smaller one failed). When the largest fraction fails,
-     everything is kept and the reason says so.
+     everything is kept and the reason says so. The reason also gives the loss's standard
+     error paired per held-out unit (each unseen workload and each held-out run of a known one
+     counted once, `pooled_loss`), which leaves out the noise of the training parts; it is
+     reported, not used. On development seeds 0-4 (benchmarks/select_fraction_rules.py, section
+     `select:fraction-rules`) eight walks were compared: deciding on the point estimate alone,
+     or with the best-mean strategy at each fraction, saved more but lost more than 1 pp on up
+     to 7 of 20 data sets (up to 10 pp); the per-unit bound saved a little more with one data
+     set losing 2.1 pp. The split bound stays (docs/data-pruning.md says why).
    - With a budget: only the strategy at that fraction (best mean, above).
    A store with fewer rows than 1 / `tolerance` (100 at 1 pp) is not searched without a
    budget: one held-out row moves an accuracy by more than the tolerance, so everything is kept.
@@ -127,13 +134,71 @@ def critical(alpha: float, splits: int) -> float:
     return float(t.ppf(1.0 - alpha, splits - 1)) if splits >= 2 else float("inf")
 
 
+Units = tuple[tuple[np.ndarray, np.ndarray], ...]
+"""One split's held-out parts, each as (unit ids (u,), score contributions (u,)): the part's score
+is the mean of its contributions. A unit is a held-out workload (a whole group, in the parts that
+count every group once) or a held-out row."""
+
+
+def pooled_loss(full: tuple[Units, ...], other: tuple[Units, ...]) -> tuple[float, float, int]:
+    """(mean, standard error, units) of the loss full - other over the held-out units of every
+    split, paired unit by unit (module docstring, step 4). Per part kind (unseen workloads, known
+    rows): each unit's differences are averaged over the splits that held it out (repeats hold a
+    unit out more than once: one unit, one value), then mean and sd / sqrt(units); the parts
+    weigh equally, as in a split's score."""
+    kinds = max(len(u) for u in full)
+    means, variances, counts = [], [], []
+    for k in range(kinds):
+        ids = [a[k][0] for a in full if len(a) > k]
+        diff = [a[k][1] - b[k][1] for a, b in zip(full, other, strict=True) if len(a) > k]
+        uniq, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+        total = np.bincount(inverse, weights=np.concatenate(diff), minlength=len(uniq))
+        per_unit = total / np.bincount(inverse, minlength=len(uniq))
+        means.append(float(per_unit.mean()))
+        variances.append(float(per_unit.var(ddof=1)) / len(per_unit) if len(per_unit) > 1 else float("inf"))
+        counts.append(len(per_unit))
+    return float(np.mean(means)), float(np.sqrt(np.sum(variances))) / kinds, int(min(counts))
+
+
+def contributions(kind: str, y: np.ndarray, pred: np.ndarray, weights: np.ndarray | None,
+                  ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit ids (u,), contributions (u,)) of one held-out part whose mean is the part's score as
+    scikit-learn's `score` gives it with these sample weights: accuracy for kind 'classifier'
+    (exact match of every output), R^2 averaged over outputs for 'regressor'. y, pred (m,) or
+    (m, t); weights (m,) or None; ids (m,) the unit of each row."""
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    units = len(uniq)
+
+    def per_unit(values: np.ndarray) -> np.ndarray:  # units x sum over the unit's rows of w * values
+        return units * np.bincount(inverse, weights=w * values, minlength=units)
+
+    if kind == "classifier":
+        right = (pred == y) if y.ndim == 1 else (pred == y).all(axis=1)
+        return uniq, per_unit(right.astype(float)) / w.sum()
+    Y = y.reshape(len(y), -1).astype(float)
+    P = pred.reshape(len(y), -1).astype(float)
+    out = np.zeros(units)
+    for t in range(Y.shape[1]):
+        err = (Y[:, t] - P[:, t]) ** 2
+        sst = float(np.sum(w * (Y[:, t] - np.average(Y[:, t], weights=w)) ** 2))
+        if sst > 0:
+            out += 1.0 - per_unit(err) / sst
+        else:  # scikit-learn's convention for a constant target: 1 if predicted exactly, else 0
+            out += 1.0 if float(np.sum(w * err)) == 0 else 0.0
+    return uniq, out / Y.shape[1]
+
+
 @dataclass(frozen=True)
 class Cell:
-    """Held-out scores of one strategy at one fraction, one per split (same splits as the full store)."""
+    """Held-out scores of one strategy at one fraction, one per split (same splits as the full
+    store); units: per split, the per-unit contributions behind each score (empty when the scorer
+    does not decompose over held-out rows)."""
 
     strategy: str
     fraction: float
     scores: tuple[float, ...]
+    units: tuple[Units, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def mean(self) -> float:
@@ -147,10 +212,20 @@ class Cell:
         """(mean, corrected standard error) of the paired differences score - other's score."""
         return paired(np.asarray(self.scores) - np.asarray(other), held_out_ratio)
 
-    def loss_bound(self, full: tuple[float, ...], held_out_ratio: float, alpha: float) -> float:
-        """Upper one-sided (1 - alpha) confidence bound of the loss full - score."""
+    def loss(self, full: tuple[float, ...], held_out_ratio: float,
+             full_units: tuple[Units, ...] = ()) -> tuple[float, float, int]:
+        """(mean, standard error, sample size) of the loss full - score: paired per held-out unit
+        when both sides carry units (`pooled_loss`), else per split with the corrected se."""
+        if full_units and len(self.units) == len(full_units):
+            return pooled_loss(full_units, self.units)
         mean, se = paired(np.asarray(full) - np.asarray(self.scores), held_out_ratio)
-        return mean + critical(alpha, len(self.scores)) * se if se > 0 else mean
+        return mean, se, len(self.scores)
+
+    def loss_bound(self, full: tuple[float, ...], held_out_ratio: float, alpha: float,
+                   full_units: tuple[Units, ...] = ()) -> float:
+        """Upper one-sided (1 - alpha) confidence bound of the loss full - score."""
+        mean, se, n = self.loss(full, held_out_ratio, full_units)
+        return mean + critical(alpha, n) * se if se > 0 else mean
 
     def to_dict(self, full: tuple[float, ...], held_out_ratio: float = 0.0) -> dict[str, Any]:
         vs, se = self.versus(full, held_out_ratio) if full else (float("nan"), float("nan"))
@@ -397,11 +472,25 @@ def default_estimator(task: str, n_neighbors: int) -> Any:
     return KNeighborsRegressor(n_neighbors=n_neighbors)
 
 
+def unit_kind(estimator: Any, scorer: Any) -> str | None:
+    """'classifier' / 'regressor' when the score decomposes over held-out rows (no `scoring`
+    given and a scikit-learn classifier or regressor, whose `score` is accuracy or R^2), else None."""
+    from sklearn.base import is_classifier, is_regressor
+
+    if scorer is not None:
+        return None
+    return "classifier" if is_classifier(estimator) else "regressor" if is_regressor(estimator) else None
+
+
 def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, parts: tuple[Part, ...],
-              scorer: Callable[..., float] | None) -> float:
-    """Mean over the held-out `parts` (row indices into X, y and sample weights) of the score of
-    a clone of `estimator` fitted on rows `train`; a k-NN whose k exceeds the rows it is given
-    uses all of them. An estimator whose `score` takes no sample_weight scores rows unweighted."""
+              scorer: Callable[..., float] | None, groups: np.ndarray | None = None
+              ) -> tuple[float, Units | None]:
+    """(score, units): the mean over the held-out `parts` (row indices into X, y and sample
+    weights) of the score of a clone of `estimator` fitted on rows `train`, and with `groups` (the
+    near-duplicate group of every row) when the score decomposes (`unit_kind`), the per-unit
+    contributions behind it (a weighted part's units are its groups, an unweighted part's its
+    rows). A k-NN whose k exceeds the rows it is given uses all of them. An estimator whose
+    `score` takes no sample_weight scores rows unweighted."""
     from sklearn.base import clone
 
     est = clone(estimator)
@@ -409,6 +498,11 @@ def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, p
     if "n_neighbors" in params and isinstance(params["n_neighbors"], (int, np.integer)):
         est.set_params(n_neighbors=max(1, min(int(params["n_neighbors"]), len(train))))
     est.fit(X[train], y[train])
+    kind = unit_kind(est, scorer) if groups is not None else None
+    if kind is not None and groups is not None:
+        units = tuple(contributions(kind, y[p], est.predict(X[p]), w, p if w is None else groups[p])
+                      for p, w in parts)
+        return float(np.mean([c.mean() for _, c in units])), units
     scores = []
     for p, w in parts:
         score = scorer if scorer is not None else (lambda e, Xp, yp, **kw: e.score(Xp, yp, **kw))
@@ -416,7 +510,7 @@ def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, p
             scores.append(float(score(est, X[p], y[p], **({} if w is None else {"sample_weight": w}))))
         except TypeError:  # a score() without sample_weight
             scores.append(float(score(est, X[p], y[p])))
-    return float(np.mean(scores))
+    return float(np.mean(scores)), None
 
 
 def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, task: str,
@@ -492,14 +586,19 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
 
     cb(Event("start", phase="search", total_steps=total))
     full: list[float] = []
+    full_units: list[Units] = []
     for train, parts in splits:
         if not in_time():
             break
-        full.append(fit_score(est, Xs, ys, train, parts, scorer))
+        score, units = fit_score(est, Xs, ys, train, parts, scorer, groups)
+        full.append(score)
+        if units is not None:
+            full_units.append(units)
         fits["estimator"] += 1
         fitted("full store")
     if len(full) < len(splits):
         full = []
+    per_unit = tuple(full_units) if len(full_units) == len(full) else ()
     cells: list[Cell] = []
     reached: list[float] = []  # fractions whose chosen strategy stayed within tolerance, in walk order
     previous: tuple[tuple[int, ...], list[Cell]] | None = None
@@ -509,10 +608,11 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
                                   len(np.unique(cs[train])) if classes else 0) for train, _ in splits)
         if previous is not None and previous[0] == counts:
             # the floors give the same kept count on every split: the same selections, not refitted
-            at_f = [Cell(c.strategy, frac, c.scores) for c in previous[1]]
+            at_f = [Cell(c.strategy, frac, c.scores, c.units) for c in previous[1]]
         names = settings.strategies if not at_f else ()
         for name in names:
             fold_scores: list[float] = []
+            fold_units: list[Units] = []
             for train, parts in splits:
                 if not in_time():
                     break
@@ -521,11 +621,15 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
                         scores=None if sc is None else sc[train])
                 fits["selector"] += 1
                 kept = train[sel.indices_]
-                fold_scores.append(fit_score(est, Xs, ys, kept, parts, scorer))
+                score, units = fit_score(est, Xs, ys, kept, parts, scorer, groups)
+                fold_scores.append(score)
+                if units is not None:
+                    fold_units.append(units)
                 fits["estimator"] += 1
                 fitted(f"{name} at {frac:.0%}")
             if len(fold_scores) == len(splits):
-                at_f.append(Cell(name, frac, tuple(fold_scores)))
+                at_f.append(Cell(name, frac, tuple(fold_scores),
+                                 tuple(fold_units) if len(fold_units) == len(fold_scores) else ()))
             if stopped:
                 break
         cells += at_f
@@ -542,7 +646,8 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
     # the walk may stop before the grid's end: the bar ends full at the fits that ran
     cb(Event("end", phase="search", step=fits["estimator"], total_steps=fits["estimator"]))
     complete = {f for f in grid if sum(c.fraction == f for c in cells) == len(settings.strategies)}
-    strategy, fraction, reason = decide(full, cells, reached, grid, given, settings, metric, complete, ratio)
+    strategy, fraction, reason = decide(full, cells, reached, grid, given, settings, metric, complete, ratio,
+                                        per_unit)
     if stopped:
         reason += (f"; the time budget (max_seconds={settings.max_seconds:g}) ran out after "
                    f"{fits['selector']} selector fits, so the rest of the grid was not measured")
@@ -555,14 +660,17 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
 
 def decide(full: list[float], cells: list[Cell], reached: list[float], grid: list[float], given: float | None,
            settings: SearchSettings, metric: str, complete: set[float] | None = None,
-           held_out_ratio: float = 0.5) -> tuple[str | None, float | None, str]:
+           held_out_ratio: float = 0.5, full_units: tuple[Units, ...] = ()) -> tuple[str | None, float | None, str]:
     """(strategy or None, fraction or None, one-sentence reason) from what was measured;
     `complete`: fractions where every strategy was measured (default: all with a cell);
-    held_out_ratio: n_held_out / n_train of the splits (for the corrected standard error)."""
+    held_out_ratio: n_held_out / n_train of the splits (for the corrected standard error);
+    full_units: the full store's per-unit contributions: the reason then also gives the
+    loss's standard error paired per held-out unit (reported, not used to decide)."""
     complete = {c.fraction for c in cells} if complete is None else complete
     kind = {"rows": "random rows", "groups": "whole groups",
             "mixed": "unseen groups and repeats of known ones, weighed equally"}.get(settings.holdout, settings.holdout)
     folds = f"{len(full)} held-out folds of {kind}"
+    over = f"over {folds}"
     if not full:
         return None, None, "the full store could not be scored within the time budget: nothing was measured"
     ref = float(np.mean(full))
@@ -589,7 +697,7 @@ def decide(full: list[float], cells: list[Cell], reached: list[float], grid: lis
             return None, 1.0, f"no fraction below 100% was measured: kept everything (full store {ref:.4f} {metric})"
         bound = top.cell.loss_bound(tuple(full), held_out_ratio, alpha)
         return (None, 1.0, f"kept everything: even at {first:.0%}, the largest fraction tried, the loss against "
-                f"the full store's {ref:.4f} {metric} may reach {bound:.4f} ({level} bound over {folds}), more than "
+                f"the full store's {ref:.4f} {metric} may reach {bound:.4f} ({level} bound {over}), more than "
                 f"the tolerance {tol:g}, with {top.describe(metric)}")
     frac = reached[-1]
     top = chosen(frac)
@@ -603,7 +711,9 @@ def decide(full: list[float], cells: list[Cell], reached: list[float], grid: lis
                     else f"{smaller[0]:.0%} was not measured for every strategy")
     else:
         why_stop = "it is the smallest fraction tried"
-    loss, se = paired(np.asarray(full) - np.asarray(top.cell.scores), held_out_ratio)
+    loss, se, _ = top.cell.loss(tuple(full), held_out_ratio)
+    per_unit = (f", +- {top.cell.loss(tuple(full), held_out_ratio, full_units)[1]:.4f} paired per held-out unit"
+                if full_units and top.cell.units else "")
     return (top.cell.strategy, frac, f"kept {frac:.0%} with {top.describe(metric)}: it loses {loss:+.4f} +- "
-            f"{se:.4f} {metric} against the full store's {ref:.4f} ({folds}), within {tol:g} at the {level} "
-            f"bound, and {why_stop}")
+            f"{se:.4f} {metric} against the full store's {ref:.4f} ({over}{per_unit}), within {tol:g} at the "
+            f"{level} bound, and {why_stop}")
