@@ -32,7 +32,6 @@ only (0-999); the report seeds (1000-1004) are benchmarks/select_peers.py's. Wri
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
@@ -175,23 +174,11 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="0-4")
-    ap.add_argument("--families", default="histories,sklearn,workloads")
-    ap.add_argument("--save")
-    ap.add_argument("--load", nargs="+", help="rows saved by --save (parts run in parallel): no measuring")
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
-    lo, _, hi = args.seeds.partition("-")
-    seeds = list(range(int(lo), int(hi or lo) + 1))
-    if any(s >= 1000 for s in seeds):
-        raise SystemExit("error: seeds from 1000 on are the report seeds; compare rules on development seeds 0-999")
-    rows: list[dict[str, Any]] = []
+    from select_rules import dev_arguments  # same folder: the rule comparisons' shared command line
+
+    args, seeds, rows = dev_arguments(__doc__, "0-4", "histories,sklearn,workloads")
     t0 = time.perf_counter()
-    if args.load:
-        for p in args.load:
-            rows += json.loads(Path(p).read_text())
-    else:
+    if not args.load:
         for fam in args.families.split(","):
             cells = (families.workload_cells((100, 1000), seeds, test_size=2000) if fam == "workloads"
                      else families.cells(fam, seeds, False))

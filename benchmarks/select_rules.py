@@ -136,25 +136,33 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="0-9")
-    ap.add_argument("--families", default="histories,sklearn")
-    ap.add_argument("--keep", type=float, default=0.3)
+def dev_arguments(doc: str | None, seeds: str, fams: str, ap: argparse.ArgumentParser | None = None
+                  ) -> tuple[argparse.Namespace, list[int], list[dict[str, Any]]]:
+    """The command line shared by the rule comparisons: (args, development seeds, rows loaded with
+    --load or empty). Refuses the report seeds (1000 on)."""
+    ap = ap or argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default=seeds)
+    ap.add_argument("--families", default=fams)
     ap.add_argument("--save")
     ap.add_argument("--load", nargs="+", help="rows saved by --save (parts run in parallel): no measuring")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     lo, _, hi = args.seeds.partition("-")
-    seeds = list(range(int(lo), int(hi or lo) + 1))
-    if any(s >= 1000 for s in seeds):
+    used = list(range(int(lo), int(hi or lo) + 1))
+    if any(s >= 1000 for s in used):
         raise SystemExit("error: seeds from 1000 on are the report seeds; compare rules on development seeds 0-999")
     rows: list[dict[str, Any]] = []
+    for p in args.load or []:
+        rows += json.loads(Path(p).read_text())
+    return args, used, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep", type=float, default=0.3)
+    args, seeds, rows = dev_arguments(__doc__, "0-9", "histories,sklearn", ap)
     t0 = time.perf_counter()
-    if args.load:
-        for p in args.load:
-            rows += json.loads(Path(p).read_text())
-    else:
+    if not args.load:
         for fam in args.families.split(","):
             for cell in families.cells(fam, seeds, False):
                 r = measure_cell(cell, args.keep)
