@@ -209,9 +209,8 @@ def main() -> None:
                 f"--families {fams}`{how}; {machine()})\n\n"
                 f"Development seeds {used[0]}-{used[-1]} only; test scores of the 5-NN on each cell's held-out "
                 "set. Criterion (fixed before measuring): the fraction checks of `select:validate` passed, "
-                "per data set x task on the mean over seeds; ties to the rule that keeps more. What `auto` "
-                "does with it (it keeps the split bound, against the criterion's pick): "
-                "docs/data-pruning.md, \"How auto picks the fraction\".\n\n" + text)
+                "per data set x task on the mean over seeds; ties to the rule that keeps more. `auto` uses "
+                "the criterion's pick (docs/data-pruning.md, \"How auto picks the fraction\").\n\n" + text)
 
 
 if __name__ == "__main__":
