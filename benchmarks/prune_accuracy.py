@@ -389,7 +389,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     moved: list[str] = []
     for r in out["records"]:
         key = (r["arch"], r["seed"], r["method"], r["sparsity"], r["epochs"])
-        if key in latest and r is not latest[key]:
+        if key in latest and r is not latest[key] and r["method"] != "parent":  # parents: checked above
             old = latest[key]["test"]
             print(f"re-measured {key}: test {old:.4f} -> {r['test']:.4f}"
                   + (" (identical)" if abs(old - r["test"]) < 1e-12 else ""), flush=True)
