@@ -198,12 +198,10 @@ def main() -> None:
     print(text)
     if args.no_write:
         return
+    from select_rules import provenance
     from select_scale import machine, write_block  # same folder: shared RESULTS.md writer
 
-    used = sorted({r["seed"] for r in rows})
-    how = (" in parts with `--save`, merged with `--load`" if args.load
-           else f", {(time.perf_counter() - t0) / 60:.0f} min")
-    fams = ",".join(sorted({r["family"] for r in rows}))
+    used, how, fams = provenance(rows, args, t0)
     write_block("fraction-rules", "### How plain `select` picks the fraction: rules on development seeds "
                 f"(`OMP_NUM_THREADS=1 python benchmarks/select_fraction_rules.py --seeds {used[0]}-{used[-1]} "
                 f"--families {fams}`{how}; {machine()})\n\n"

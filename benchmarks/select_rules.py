@@ -157,6 +157,14 @@ def dev_arguments(doc: str | None, seeds: str, fams: str, ap: argparse.ArgumentP
     return args, used, rows
 
 
+def provenance(rows: list[dict[str, Any]], args: argparse.Namespace, t0: float) -> tuple[list[int], str, str]:
+    """(seeds used, how the rows were made, families) for a RESULTS block's header."""
+    used = sorted({r["seed"] for r in rows})
+    how = (" in parts with `--save`, merged with `--load`" if args.load
+           else f", {(time.perf_counter() - t0) / 60:.0f} min")
+    return used, how, ",".join(sorted({r["family"] for r in rows}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keep", type=float, default=0.3)
@@ -177,10 +185,7 @@ def main() -> None:
         return
     from select_scale import machine, write_block  # same folder: shared RESULTS.md writer
 
-    used = sorted({r["seed"] for r in rows})
-    how = (" in parts with `--save`, merged with `--load`" if args.load
-           else f", {(time.perf_counter() - t0) / 60:.0f} min")
-    fams = ",".join(sorted({r["family"] for r in rows}))
+    used, how, fams = provenance(rows, args, t0)
     write_block("rules", f"### How `auto` picks the strategy at a fixed fraction: rules on development seeds "
                 f"(`OMP_NUM_THREADS=1 python benchmarks/select_rules.py --seeds {used[0]}-{used[-1]} --families "
                 f"{fams} --keep {args.keep}`{how}; {machine()})\n\n"
