@@ -467,8 +467,10 @@ def default_estimator(task: str, n_neighbors: int) -> Any:
 
 
 def unit_kind(estimator: Any, scorer: Any) -> str | None:
-    """'classifier' / 'regressor' when the score decomposes over held-out rows (no `scoring`
-    given and a scikit-learn classifier or regressor, whose `score` is accuracy or R^2), else None."""
+    """'classifier' / 'regressor' when the score decomposes over held-out rows: no `scoring`
+    given and a scikit-learn classifier or regressor, whose `score` is by scikit-learn's
+    convention accuracy or R^2 (an estimator that breaks the convention is scored by its
+    contributions all the same); else None (the per-split bound is used)."""
     from sklearn.base import is_classifier, is_regressor
 
     if scorer is not None:
@@ -659,8 +661,8 @@ def decide(full: list[float], cells: list[Cell], reached: list[float], grid: lis
     """(strategy or None, fraction or None, one-sentence reason) from what was measured;
     `complete`: fractions where every strategy was measured (default: all with a cell);
     held_out_ratio: n_held_out / n_train of the splits (for the corrected standard error);
-    full_units: the full store's per-unit contributions: the reason then also gives the
-    loss's standard error paired per held-out unit (reported, not used to decide)."""
+    full_units: the full store's per-unit contributions: losses and their bounds are then
+    paired per held-out unit (cells without units fall back to the per-split se)."""
     complete = {c.fraction for c in cells} if complete is None else complete
     kind = {"rows": "random rows", "groups": "whole groups",
             "mixed": "unseen groups and repeats of known ones, weighed equally"}.get(settings.holdout, settings.holdout)
