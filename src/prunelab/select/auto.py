@@ -4,13 +4,12 @@ Nothing in the decision is a constant fitted to a data set: `auto` holds out par
 it is given (by default unseen groups of near duplicates and repeats of known ones, weighed
 equally), runs every registered plain strategy, `random` included, over a grid of fractions on
 the training parts, fits the downstream estimator on what each keeps and scores it on the
-held-out parts (`prunelab.select.search` has the procedure). Without `keep` / `keep_count`
-it is fail-safe: while walking the grid a strategy other than `random` is used only where it
-beats random on the paired splits by more than their noise (a one-sided t-test at `alpha` with
-the corrected resampled standard error), and the fraction is the smallest whose upper
-confidence bound on the loss against the full store stays within `tolerance`; when none does,
-everything is kept. With a budget it picks only the strategy: the best mean held-out score,
-`random` included. The choice is then applied to the whole store.
+held-out parts (`prunelab.select.search` has the procedure). At each fraction the strategy is
+the one with the best mean held-out score, `random` included. Without `keep` / `keep_count`
+the fraction is fail-safe: the smallest whose upper (1 - `alpha`) confidence bound on the loss
+against the full store, paired per held-out workload, stays within `tolerance`; when none
+does, everything is kept. With a budget it picks only the strategy. The choice is then
+applied to the whole store.
 `report_.decisions["search"]` holds the measured table, the full store's score, the cost and
 the reason.
 """
@@ -55,7 +54,7 @@ class AutoSelector(BaseSelector):
     tolerance: the score drop allowed against the full store, in score units (0.01 = 1 pp of
     accuracy). fractions: the grid; strategies: names to try (default every plain one). folds x
     repeats: stratified splits; holdout: 'mixed' (default: unseen groups and repeats of known ones,
-    weighed equally), 'rows' or 'groups'; alpha: level of the one-sided tests (0.05). max_rows:
+    weighed equally), 'rows' or 'groups'; alpha: level of the loss's confidence bound (0.05). max_rows:
     rows the search runs on (a stratified sample above). max_seconds: the search's time budget.
     group_radius: near-duplicate radius in units of the median pair distance (the definition of
     "the same workload").

@@ -86,8 +86,8 @@ from prunelab.select.geometry import near_groups, pair_median
 class SearchSettings:
     """What the search measures. fractions: grid in (0, 1); strategies: names to try (random is
     added when missing: it is the baseline); folds x repeats splits; tolerance: allowed drop of
-    the mean held-out score (score units); alpha: level of the one-sided tests (module
-    docstring); max_rows: rows the search runs on (a stratified sample above); max_seconds:
+    the mean held-out score (score units); alpha: level of the loss's one-sided bound
+    (module docstring); max_rows: rows the search runs on (a stratified sample above); max_seconds:
     time budget; group_radius: near-duplicate radius in units of the median pair distance;
     holdout: 'mixed' | 'rows' | 'groups'."""
 
