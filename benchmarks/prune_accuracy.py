@@ -138,7 +138,8 @@ def _profile_fit(module: nn.Module, d: Data, rec: Recipe, seed: int,
     anneal = rec.anneal and epochs >= 2
     first = max(1, min(epochs - 1, round(epochs * rec.gradual_fraction))) if anneal else epochs
     kw = {"lr": rec.lr, "batch_size": rec.batch_size, "optimizer": rec.optimizer}
-    fit(module, d.x, d.y, epochs=first, lr_schedule=rec.lr_schedule, seed=seed, before_step=before_step, **kw)
+    fit(module, d.x, d.y, epochs=first, lr_schedule=rec.lr_schedule, warmup_steps=rec.warmup_steps(len(d.y), first),
+        seed=seed, before_step=before_step, **kw)
     if anneal:
         fit(module, d.x, d.y, epochs=epochs - first, lr_schedule="cosine", seed=seed + 1, **kw)
 

@@ -157,6 +157,14 @@ def make_optimizer(module: nn.Module, optimizer: str, lr: float, momentum: float
     return torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
 
 
+def lr_factor(step: int, total: int, schedule: str, warmup_steps: int = 0) -> float:
+    """Multiplier of the peak lr at optimizer step `step` (0-based) of `total`."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    if schedule == "cosine":
+        return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
+    return warm
+
+
 def fit(
     module: nn.Module,
     x: torch.Tensor,
@@ -169,6 +177,7 @@ def fit(
     momentum: float = 0.9,
     weight_decay: float = 0.0,
     lr_schedule: str = "cosine",
+    warmup_steps: int = 0,
     seed: int = 0,
     masks: dict[str, torch.Tensor] | None = None,
     x_val: torch.Tensor | None = None,
@@ -181,6 +190,10 @@ def fit(
 ) -> list[dict[str, Any]]:
     """Train `module` in place on float inputs `x` (N, C, H, W) and int64 labels `y`.
 
+    lr_schedule: 'cosine' (lr decays to 0 over all steps) or 'constant'.
+    warmup_steps: the lr rises linearly from lr / warmup_steps to lr over the
+    first warmup_steps optimizer steps (Goyal et al. 2017), so that a large SGD
+    lr does not throw a trained network off at the first step.
     masks: weight name -> 0/1 float tensor; masked entries stay exactly zero.
     before_step(step): called before each optimiser step (gradual pruning
     uses it to update `masks` in place). loss_fn(logits, y, idx) replaces
@@ -193,8 +206,7 @@ def fit(
     n = len(y)
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     total = steps_per_epoch * epochs
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total))
-             if lr_schedule == "cosine" else None)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(t, total, lr_schedule, warmup_steps))
     gen = torch.Generator().manual_seed(seed)
     criterion = nn.CrossEntropyLoss()
     history: list[dict[str, Any]] = []
@@ -218,11 +230,11 @@ def fit(
             loss.backward()
             if before_step is not None:
                 before_step(step)
+            step_lr = opt.param_groups[0]["lr"]
             opt.step()
             if masks:
                 _enforce(module, masks, opt)
-            if sched is not None:
-                sched.step()
+            sched.step()
             step += 1
             with torch.no_grad():
                 loss_sum += loss.detach() * len(idx)
@@ -230,7 +242,7 @@ def fit(
             seen += len(idx)
             if step % report_every == 0:
                 cb(Event("batch", phase=phase, epoch=epoch, epochs=epochs, step=step, total_steps=total,
-                         loss=float(loss_sum) / seen, accuracy=int(correct) / seen))
+                         loss=float(loss_sum) / seen, accuracy=int(correct) / seen, extra={"lr": step_lr}))
         val_acc = evaluate(module, x_val, y_val).accuracy if x_val is not None and y_val is not None else None
         record = {
             "epoch": epoch,

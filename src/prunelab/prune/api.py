@@ -166,7 +166,8 @@ class _Run:
         """Train `module` in place; its zeros are held by the engine's masks, not by `fit`."""
         rec = rec or self.rec
         loss_fn = distillation_loss(self.teacher, rec.distill, rec.temperature) if self.teacher is not None else None
-        return fit(module, self.x, self.y, epochs=(rec.epochs or 0) if epochs is None else epochs, lr=rec.lr,
+        epochs = (rec.epochs or 0) if epochs is None else epochs
+        return fit(module, self.x, self.y, epochs=epochs, lr=rec.lr, warmup_steps=rec.warmup_steps(len(self.y), epochs),
                    batch_size=rec.batch_size, optimizer=rec.optimizer, lr_schedule=rec.lr_schedule,
                    seed=self.seed if seed is None else seed, x_val=self.x_test, y_val=self.y_test,
                    callback=self.cb, loss_fn=loss_fn, phase=phase, before_step=before_step)
@@ -183,7 +184,7 @@ class _Run:
     def anneal_tail(self, module: torch.nn.Module, first: int) -> list[dict[str, Any]]:
         """The annealed second run (masks fixed, lr cosine to 0, seed + 1), epochs numbered on."""
         tail = self.finetune(module, phase="anneal", epochs=(self.rec.epochs or 0) - first,
-                             rec=self.rec.with_(lr_schedule="cosine"), seed=self.seed + 1)
+                             rec=self.rec.with_(lr_schedule="cosine", warmup=0.0), seed=self.seed + 1)
         for row in tail:
             row["epoch"] += first
         return tail
