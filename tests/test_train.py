@@ -54,17 +54,19 @@ def test_masked_weights_stay_exactly_zero(mnist_small, optimizer):
     assert evaluate(module, x, y).accuracy > 0.5
 
 
+@pytest.mark.parametrize("warmup", [0, 4])
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_lr_warms_up_then_follows_its_schedule(mnist_small, schedule):
+def test_lr_warms_up_then_follows_its_schedule(mnist_small, schedule, warmup):
     module = build(create_spec("mlp", hidden=(8,)))
     x, y = to_input(mnist_small.x_train[:320]), torch.from_numpy(mnist_small.y_train[:320])
     events: list[Event] = []
-    fit(module, x, y, epochs=2, lr=0.1, batch_size=32, optimizer="sgd", lr_schedule=schedule, warmup_steps=4,
+    fit(module, x, y, epochs=2, lr=0.1, batch_size=32, optimizer="sgd", lr_schedule=schedule, warmup_steps=warmup,
         callback=events.append, report_every=1)
     lrs = [e.extra["lr"] for e in events if e.kind == "batch"]
     decay = [1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * t / 20)) for t in range(20)]
-    assert lrs == pytest.approx([0.1 * min(1.0, (t + 1) / 4) * decay[t] for t in range(20)])
-    assert lrs[0] == pytest.approx(0.025) and lrs[3] == pytest.approx(0.1 * decay[3])
+    warm = [min(1.0, (t + 1) / warmup) if warmup else 1.0 for t in range(20)]
+    assert lrs == pytest.approx([0.1 * w * d for w, d in zip(warm, decay, strict=True)])
+    assert lrs[0] == pytest.approx(0.025 if warmup else 0.1)
 
 
 def test_callback_can_cancel(mnist_small):

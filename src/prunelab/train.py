@@ -206,7 +206,12 @@ def fit(
     n = len(y)
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     total = steps_per_epoch * epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(t, total, lr_schedule, warmup_steps))
+    # Without a warmup, torch's own cosine (its recursive form differs from lr_factor's closed form in
+    # the 17th digit), so that every published run reproduces bit for bit.
+    sched: torch.optim.lr_scheduler.LRScheduler | None = (
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(t, total, lr_schedule, warmup_steps))
+        if warmup_steps > 0 else
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total)) if lr_schedule == "cosine" else None)
     gen = torch.Generator().manual_seed(seed)
     criterion = nn.CrossEntropyLoss()
     history: list[dict[str, Any]] = []
@@ -234,7 +239,8 @@ def fit(
             opt.step()
             if masks:
                 _enforce(module, masks, opt)
-            sched.step()
+            if sched is not None:
+                sched.step()
             step += 1
             with torch.no_grad():
                 loss_sum += loss.detach() * len(idx)
