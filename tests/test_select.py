@@ -346,6 +346,31 @@ def test_unit_contributions_average_to_scikit_learns_score(kind: str) -> None:
     assert fit_score(est, X, y, np.arange(200), parts, scorer, groups)[1] is None
 
 
+def test_snapped_scoring_is_the_best_config_share_of_a_run_history() -> None:
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from prunelab.data.histories import config_accuracy, make_history
+    from prunelab.select.search import fit_score, snap
+    from prunelab.validate.families import history_spec
+
+    assert list(snap(np.array([0.4, 0.5, 0.6, -3.0, 9.0]), np.array([0.0, 1.0, 1.0, 2.0]))) == [0, 0, 1, 0, 2]
+    d = make_history(history_spec("zipf-log"), n=600, seed=3, test_size=200)
+    X, y = np.r_[d.X, d.X_test], np.r_[d.y_reg, d.y_test_reg]
+    train, held = np.arange(600), np.arange(600, 800)
+    est = KNeighborsRegressor(5).fit(d.X, d.y_reg)
+    score, units = fit_score(KNeighborsRegressor(5), X, y, train, ((held, None),), None, np.arange(800), snapped=True)
+    # the training part holds every value of the grid the test targets use: snapping to it is snapping to the grid
+    assert set(np.unique(d.y_test_reg[:, 0])) <= set(np.unique(d.y_reg[:, 0]))
+    assert score == pytest.approx(config_accuracy(est.predict(d.X_test), d.y_test_reg), abs=1e-12)
+    assert units is not None and len(units[0][0]) == 200
+    sel = prunelab.select(d.X, d.y_reg, keep=0.3, scoring="snapped_accuracy", random_state=0, **FAST)
+    assert sel.report.decisions["search"]["metric"] == "snapped_accuracy"
+    with pytest.raises(UserError, match="regression"):
+        prunelab.select(d.X, d.y_class, keep=0.3, scoring="snapped_accuracy", **FAST)
+    with pytest.raises(UserError, match="unknown scoring"):
+        prunelab.select(d.X, d.y_reg, keep=0.3, scoring="r3", **FAST)
+
+
 def test_pooled_loss_pairs_units_and_counts_a_repeated_unit_once() -> None:
     from prunelab.select.search import Cell, pooled_loss
 

@@ -104,6 +104,11 @@ def test_select_csv_classification_and_regression(tmp_path: Path) -> None:
     res = json.loads(run_cli("select", "--input", str(src), "--target", "workers", "--target", "chunk",
                              "--keep", "0.5", "--strategy", "prototype", "--json", check=True).stdout)
     assert res["kept_count"] == 60 and res["report"]["task"] == "regression"
+    # targets that are choices from a grid: auto scores them as choices, and says so
+    res = json.loads(run_cli("select", "--input", str(src), "--target", "workers", "--target", "chunk",
+                             "--keep", "0.5", "--scoring", "snapped_accuracy", "--folds", "2", "--json",
+                             check=True).stdout)
+    assert res["kept_count"] == 60 and res["report"]["decisions"]["search"]["metric"] == "snapped_accuracy"
 
 
 def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
@@ -128,6 +133,10 @@ def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["--input", str(good), "--strategy", "cluster", "--k", "3"], "--k: only for --strategy auto"),
         (["--input", str(good), "--min-keep", "0"], "min_keep"),
         (["--input", str(good), "--strategy", "magic"], "unknown strategy"),
+        (["--input", str(good), "--keep", "0.5", "--scoring", "r3"], "unknown scoring 'r3'"),
+        (["--input", str(csv), "--target", "label", "--keep", "0.5", "--scoring", "snapped_accuracy"],
+         "regression"),
+        (["--input", str(good), "--strategy", "cluster", "--scoring", "r2"], "--scoring: only for --strategy auto"),
         (["--input", str(corrupt)], "cannot read"),
         (["--input", str(tmp / "missing.npz")], "not found"),
         (["--input", str(tmp / "obj.npy")], "unsupported input"),

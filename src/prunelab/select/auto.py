@@ -50,7 +50,10 @@ class AutoSelector(BaseSelector):
     keep / keep_count: a budget (then only the strategy is chosen), or None for both (the
     fraction is chosen too). estimator: the downstream scikit-learn estimator to score (default
     k-NN with `n_neighbors`, classifier or regressor by task). scoring: None (the estimator's
-    `score`: accuracy for classifiers, R^2 for regressors) or a scikit-learn scoring name.
+    `score`: accuracy for classifiers, R^2 for regressors), a scikit-learn scoring name, or
+    'snapped_accuracy' for regression targets that are choices from a grid (the best n_jobs /
+    chunksize of a run history): the share of held-out rows whose prediction, moved to the
+    nearest target value of the training part, is right in every output.
     tolerance: the score drop allowed against the full store, in score units (0.01 = 1 pp of
     accuracy). fractions: the grid; strategies: names to try (default every plain one). folds x
     repeats: stratified splits; holdout: 'mixed' (default: unseen groups and repeats of known ones,

@@ -77,6 +77,7 @@ from typing import Any
 
 import numpy as np
 
+from prunelab.errors import UserError
 from prunelab.progress import Callback, Event
 from prunelab.select.budget import allocate, apply_floors, requested_count
 from prunelab.select.geometry import near_groups, pair_median
@@ -180,6 +181,24 @@ def contributions(kind: str, y: np.ndarray, pred: np.ndarray, weights: np.ndarra
         else:  # scikit-learn's convention for a constant target: 1 if predicted exactly, else 0
             out += 1.0 if float(np.sum(w * err)) == 0 else 0.0
     return uniq, out / Y.shape[1]
+
+
+SNAPPED = "snapped_accuracy"  # a scoring name of prunelab's own, beside scikit-learn's
+
+
+def snap(pred: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Each output of `pred` (m,) or (m, t) moved to the nearest value that its column takes in
+    `targets` (n,) or (n, t) (ties to the smaller): a regression prediction read as a choice
+    from the values seen in training, e.g. log2 n_jobs from {0, 1, 2, 3}."""
+    P = pred.reshape(len(pred), -1).astype(float)
+    T = targets.reshape(len(targets), -1)
+    out = np.empty_like(P)
+    for j in range(P.shape[1]):
+        values = np.unique(T[:, j]).astype(float)
+        hi = np.clip(np.searchsorted(values, P[:, j]), 0, len(values) - 1)
+        lo = np.clip(hi - 1, 0, len(values) - 1)
+        out[:, j] = np.where(np.abs(P[:, j] - values[lo]) <= np.abs(values[hi] - P[:, j]), values[lo], values[hi])
+    return out.reshape(pred.shape)
 
 
 @dataclass(frozen=True)
@@ -479,14 +498,16 @@ def unit_kind(estimator: Any, scorer: Any) -> str | None:
 
 
 def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, parts: tuple[Part, ...],
-              scorer: Callable[..., float] | None, groups: np.ndarray | None = None
+              scorer: Callable[..., float] | None, groups: np.ndarray | None = None, snapped: bool = False
               ) -> tuple[float, Units | None]:
     """(score, units): the mean over the held-out `parts` (row indices into X, y and sample
     weights) of the score of a clone of `estimator` fitted on rows `train`, and with `groups` (the
     near-duplicate group of every row) when the score decomposes (`unit_kind`), the per-unit
     contributions behind it (a weighted part's units are its groups, an unweighted part's its
-    rows). A k-NN whose k exceeds the rows it is given uses all of them. An estimator whose
-    `score` takes no sample_weight scores rows unweighted."""
+    rows). snapped: the score is `SNAPPED`, the share of held-out rows whose prediction, snapped
+    to the training part's target values, is right in every output. A k-NN whose k exceeds the
+    rows it is given uses all of them. An estimator whose `score` takes no sample_weight scores
+    rows unweighted."""
     from sklearn.base import clone
 
     est = clone(estimator)
@@ -494,11 +515,15 @@ def fit_score(estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, p
     if "n_neighbors" in params and isinstance(params["n_neighbors"], (int, np.integer)):
         est.set_params(n_neighbors=max(1, min(int(params["n_neighbors"]), len(train))))
     est.fit(X[train], y[train])
-    kind = unit_kind(est, scorer) if groups is not None else None
-    if kind is not None and groups is not None:
-        units = tuple(contributions(kind, y[p], est.predict(X[p]), w, p if w is None else groups[p])
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return snap(est.predict(X[rows]), y[train]) if snapped else est.predict(X[rows])
+
+    kind = "classifier" if snapped else unit_kind(est, scorer) if groups is not None else None
+    if kind is not None:  # exact match once snapped: an accuracy
+        units = tuple(contributions(kind, y[p], predict(p), w, p if w is None or groups is None else groups[p])
                       for p, w in parts)
-        return float(np.mean([c.mean() for _, c in units])), units
+        return float(np.mean([c.mean() for _, c in units])), units if groups is not None else None
     scores = []
     for p, w in parts:
         score = scorer if scorer is not None else (lambda e, Xp, yp, **kw: e.score(Xp, yp, **kw))
@@ -527,7 +552,15 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
     if BASELINE not in settings.strategies:
         settings = replace(settings, strategies=(BASELINE, *settings.strategies))
     est = estimator if estimator is not None else default_estimator(task, settings.n_neighbors)
-    scorer = None if scoring is None else check_scoring(est, scoring=scoring)
+    snapped = isinstance(scoring, str) and scoring == SNAPPED
+    if snapped and task != "regression":
+        raise UserError(f"scoring {SNAPPED!r} reads regression predictions as choices from the target values; "
+                        f"this store's task is {task}: leave scoring unset (accuracy)")
+    try:
+        scorer = None if scoring is None or snapped else check_scoring(est, scoring=scoring)
+    except ValueError as e:
+        raise UserError(f"unknown scoring {scoring!r}: use {SNAPPED!r} or a scikit-learn scoring name "
+                        "(sklearn.metrics.get_scorer_names())") from e
     metric = (scoring if isinstance(scoring, str) else getattr(scoring, "__name__", "scorer")) if scoring \
         else ("accuracy" if estimator is None and task == "classification"
               else "r2" if estimator is None else f"{type(est).__name__}.score")
@@ -586,7 +619,7 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
     for train, parts in splits:
         if not in_time():
             break
-        score, units = fit_score(est, Xs, ys, train, parts, scorer, groups)
+        score, units = fit_score(est, Xs, ys, train, parts, scorer, groups, snapped)
         full.append(score)
         if units is not None:
             full_units.append(units)
@@ -617,7 +650,7 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
                         scores=None if sc is None else sc[train])
                 fits["selector"] += 1
                 kept = train[sel.indices_]
-                score, units = fit_score(est, Xs, ys, kept, parts, scorer, groups)
+                score, units = fit_score(est, Xs, ys, kept, parts, scorer, groups, snapped)
                 fold_scores.append(score)
                 if units is not None:
                     fold_units.append(units)

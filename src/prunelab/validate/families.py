@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from prunelab.errors import UserError
+from prunelab.select.search import SNAPPED
 
 FAMILIES = ("histories", "sklearn", "workloads")
 HISTORY_DATASETS = ("zipf-log", "zipf-log-noise20", "lognormal-raw", "lognormal-log-imbalanced-noise10",
@@ -40,7 +41,9 @@ class Cell:
 
     X: float (n, d); y: int (n,) classes or float (n,) / (n, t) targets; score(pred, y_test) ->
     float in "points" (accuracy % or R^2 x 100); keep: the fixed fraction compared (0.3);
-    quality: False for stores used only for the invariants (floors)."""
+    quality: False for stores used only for the invariants (floors); scoring: what `auto` is told
+    to score held-out rows with, the cell's own metric where scikit-learn's default is not it
+    (`snapped_accuracy` for best-config targets; None: accuracy or R^2)."""
 
     family: str
     dataset: str
@@ -57,6 +60,7 @@ class Cell:
     keep: float = 0.3
     quality: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    scoring: str | None = None
 
     @property
     def scope(self) -> str:
@@ -104,7 +108,7 @@ def history_cells(datasets: tuple[str, ...], seeds: list[int], n: int, test_size
                        accuracy, "accuracy %", redundant, d.timestamps, info=info)
             yield Cell("histories", name, "regression", seed, d.X, d.y_reg, d.X_test, d.y_test_reg,
                        lambda p, t: 100.0 * config_accuracy(p, t), "best-config %", redundant, d.timestamps,
-                       info=info)
+                       info=info, scoring=SNAPPED)
 
 
 def load_sklearn(name: str) -> tuple[np.ndarray, np.ndarray, str]:
@@ -158,7 +162,7 @@ def workload_cells(sizes: tuple[int, ...], seeds: list[int], test_size: int) -> 
                            d.timestamps)
                 yield Cell("workloads", name, "regression", seed, d.X.astype(np.float64), d.y_reg,
                            d.X_test.astype(np.float64), d.y_test_reg, lambda p, t: 100.0 * config_accuracy(p, t),
-                           "best-config %", store == "history", d.timestamps)
+                           "best-config %", store == "history", d.timestamps, scoring=SNAPPED)
     for seed in seeds:
         d = make_store("homogeneous", 100, seed=seed, test_size=test_size)
         yield Cell("workloads", "homogeneous-100", "classification", seed, d.X.astype(np.float64), d.y_class,
