@@ -8,7 +8,8 @@ Suites (families): `histories` (run-history stores with heavy-tailed repeats, wr
 the built-in generator), `sklearn` (digits, breast_cancer, wine, diabetes), `workloads` (the
 built-in generator), all scored with a downstream 5-NN (see families, scenarios), and `mnist`
 (an MLP trained on subsets; see mnist_suite). `all` runs the four. Report seeds are 2000 and up
-(development used 0-9; 1000-1004, the report seeds before, were looked at by a later choice). Checks are invariants or quality checks (see checks); thresholds are
+(development used 0-9; 1000-1004, the report seeds before, were looked at by a later choice).
+Checks are invariants or quality checks (see checks); thresholds are
 `Thresholds` arguments; the runner never widens them.
 """
 
@@ -85,7 +86,8 @@ def validate(suite: str = "all", out: str | Path | None = None, seeds: int = 5, 
     """Run `suite` (one of SUITES); write JSON/Markdown/HTML + plots to `out` if given.
 
     seeds: how many seeds per cell, first_seed, first_seed + 1, ... (default 2000-2004: report
-    seeds, disjoint from the 0-9 used while developing and the 1000-1004 a later choice saw); mnist_seeds likewise for the MLP runs
+    seeds, disjoint from the 0-9 used while developing and the 1000-1004 a later choice saw);
+    mnist_seeds likewise for the MLP runs
     (default 1); quick: small stores, 2 seeds at most, a 2,000-image / 1-epoch mnist run;
     datasets: only these data sets of the histories / sklearn families (names in
     prunelab.validate.families); threads: torch threads for mnist."""
