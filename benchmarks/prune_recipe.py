@@ -189,7 +189,9 @@ def table(res: dict[str, Any]) -> str:
                 and r["finetune_epochs"] == ft}
 
     def cell(variant: str, s: float, ft: int) -> str:
-        v, dense = get(variant, s, ft), get("equal-budget dense", 0.0, ft)
+        # the candidate's own control where the run trained one (its recipe, no masks), else the shared one
+        v, dense = get(variant, s, ft), get(f"equal-budget dense: {variant}", 0.0, ft) or get("equal-budget dense",
+                                                                                            0.0, ft)
         if not v:
             return ""
         m = float(np.mean(list(v.values())))
@@ -210,7 +212,8 @@ def table(res: dict[str, Any]) -> str:
            f"{res['arch']}, parent {E} epochs, selection seeds {', '.join(map(str, seeds))} (mean over the seeds "
            f"a candidate ran on; the full grid on the first, the finalists on all), `benchmarks/prune_recipe.py`, "
            f"{res['date']}. In brackets: Δ pp vs the equal-budget dense of the same fine-tune length, paired "
-           "per seed. **Bold**: best finalist per sparsity.", "",
+           "per seed: the one trained with the candidate's own recipe where the table lists it, else the "
+           "one trained with the previous default's. **Bold**: best finalist per sparsity.", "",
            "| recipe | fine-tune epochs | " + " | ".join(f"{s:.0%}" for s in sparsities) + " |",
            "|---|---|" + "---|" * len(sparsities)]
     for ft in sorted({r["finetune_epochs"] for r in rows if r["variant"] == "equal-budget dense"}):
@@ -255,7 +258,8 @@ def main() -> None:
         if not full:
             raise SystemExit("error: no finished run among the files; finish at least one")
         res = {**full[0], "rows": [r for p in parts for r in p["rows"]], "date": max(p["date"] for p in full),
-               "seconds": sum(p.get("seconds", 0.0) for p in parts), "processes": len(parts)}
+               "seconds": sum(p.get("seconds", 0.0) for p in parts),
+               "processes": sum(p.get("processes", 1) for p in parts)}
     else:
         torch.set_num_threads(args.threads)
         t0 = time.time()
