@@ -28,7 +28,10 @@ On the store it is given (or a stratified sample of at most `max_rows` rows of i
    estimator (default: scikit-learn k-NN with the caller's `n_neighbors`, classifier or
    regressor; any scikit-learn estimator can be given) is fitted on the kept rows and scored
    on the held-out part with `estimator.score` (accuracy for classifiers, R^2 averaged over
-   target columns for regressors) or with a scikit-learn `scoring` name. A fraction whose kept
+   target columns for regressors), with `SNAPPED` (regression targets that are choices from a
+   grid: the share of rows whose prediction, snapped to the training part's target values, is
+   right in every column; it decomposes like accuracy) or with a scikit-learn `scoring` name.
+   A fraction whose kept
    count equals the previous one's on every split (the `min_keep` / class floors) reuses its
    scores instead of refitting identical selections.
 4. **Decision.** One strategy rule for both modes, and a fail-safe walk for the fraction.
