@@ -558,7 +558,8 @@ def run_search(X: np.ndarray, y: np.ndarray, Z: np.ndarray, codes: np.ndarray, t
     snapped = isinstance(scoring, str) and scoring == SNAPPED
     if snapped and task != "regression":
         raise UserError(f"scoring {SNAPPED!r} reads regression predictions as choices from the target values; "
-                        f"this store's task is {task}: leave scoring unset (accuracy)")
+                        f"this store's task is {task}: leave scoring unset (accuracy), or pass task='regression' "
+                        "(--task regression) to treat the targets as numbers")
     try:
         scorer = None if scoring is None or snapped else check_scoring(est, scoring=scoring)
     except ValueError as e:
