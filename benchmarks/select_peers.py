@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 import prunelab
-from prunelab.validate import Thresholds, families
+from prunelab.validate import REPORT_FIRST_SEED, Thresholds, families
 from prunelab.validate.checks import invariant_checks, quality_checks
 from prunelab.validate.families import Cell, accuracy
 from prunelab.validate.report import json_default, seed_stats
@@ -354,7 +354,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--families", default="histories,sklearn,workloads,mnist-knn,mnist-mlp")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=2000)
+    ap.add_argument("--first-seed", type=int, default=REPORT_FIRST_SEED)
     ap.add_argument("--quick", action="store_true", help="small stores (a smoke run; never written)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--save", metavar="FILE", help="keep the measured rows in FILE (JSON, after every cell)")

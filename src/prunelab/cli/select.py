@@ -66,9 +66,10 @@ def register(sub: Any) -> None:
                    help="only these data sets of the histories / sklearn suites (e.g. wine,zipf-log)")
     p.add_argument("--out", metavar="DIR", default="validate-report", help="report folder")
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
-    p.add_argument("--first-seed", type=int, default=2000,
-                   help="first seed (default 2000: report seeds; development used 0-9, and 1000-1004, the "
-                        "earlier report seeds, were looked at when auto's scoring of grid targets was added)")
+    p.add_argument("--first-seed", type=int,
+                   help="first seed (default: the report seeds, prunelab.validate.REPORT_FIRST_SEED = 2000; "
+                        "development used 0-9, and 1000-1004, the earlier report seeds, were looked at when "
+                        "auto's scoring of grid targets was added)")
     p.add_argument("--quick", action="store_true", help="small stores, <= 2 seeds, a tiny mnist run")
     p.add_argument("--mnist-seeds", type=int, default=1)
     p.add_argument("--mnist-epochs", type=int, help="epochs of the full-set MLP (default 5, quick 1)")
@@ -172,15 +173,16 @@ def cmd_select_parquet(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from prunelab.validate import Thresholds, validate
+    from prunelab.validate import REPORT_FIRST_SEED, Thresholds, validate
 
     th = Thresholds(max_loss_pp=args.max_loss_pp, min_gain_pp=args.min_gain_pp,
                     min_auto_saving=args.min_auto_saving, min_kept_nonredundant=args.min_kept_nonredundant,
                     mnist_max_loss_pp=args.mnist_max_loss_pp)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    first_seed = REPORT_FIRST_SEED if args.first_seed is None else args.first_seed
     res = validate(suite=args.suite, out=args.out, seeds=args.seeds, quick=args.quick, thresholds=th,
                    mnist_seeds=args.mnist_seeds, mnist_epochs=args.mnist_epochs, threads=args.threads,
-                   first_seed=args.first_seed, datasets=datasets, mnist_train_limit=args.mnist_train_limit,
+                   first_seed=first_seed, datasets=datasets, mnist_train_limit=args.mnist_train_limit,
                    progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     data = res.to_dict()
     q, i = res.counts("quality"), res.counts("invariant")
