@@ -82,7 +82,8 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     search.decide = spy  # type: ignore[assignment]  # read the table decide() sees, unchanged
     try:
         prunelab.select(cell.X, cell.y, keep=None, strategy="auto", task=cell.task, random_state=cell.seed,
-                        tolerance=10.0)  # no fraction fails: the whole grid is measured
+                        tolerance=10.0,  # no fraction fails: the whole grid is measured
+                        **cell.auto_options)  # the cell's metric, as `prunelab validate` tells auto
     finally:
         search.decide = original  # type: ignore[assignment]
     full, ratio, units = tuple(seen["full"]), seen["ratio"], seen["units"]

@@ -83,7 +83,8 @@ def measure_cell(cell: Any, keep: float) -> dict[str, Any]:
 
     search.best = spy  # type: ignore[assignment]  # read the table decide() sees, unchanged
     try:
-        prunelab.select(cell.X, cell.y, keep=keep, strategy="auto", task=cell.task, random_state=cell.seed)
+        prunelab.select(cell.X, cell.y, keep=keep, strategy="auto", task=cell.task, random_state=cell.seed,
+                        **cell.auto_options)  # the cell's metric, as `prunelab validate` tells auto
     finally:
         search.best = original  # type: ignore[assignment]
     full = fit_and_score(cell, np.arange(len(cell.X)), 1)["score"]

@@ -66,6 +66,11 @@ class Cell:
     def scope(self) -> str:
         return f"{self.family} {self.dataset} {self.task}"
 
+    @property
+    def auto_options(self) -> dict[str, Any]:
+        """Keyword arguments `prunelab.select(strategy="auto")` gets on this cell: its scoring."""
+        return {"scoring": self.scoring} if self.scoring else {}
+
     def __repr__(self) -> str:
         return (f"Cell({self.scope!r}, seed={self.seed}, train={len(self.X)}, test={len(self.X_test)}, "
                 f"redundant={self.redundant})")

@@ -94,9 +94,9 @@ def _select(cell: Cell, rows: np.ndarray, keep: float | None, strategy: str, see
     import prunelab
 
     ts = cell.timestamps[rows] if cell.timestamps is not None else None
-    scoring = {"scoring": cell.scoring} if strategy == "auto" and cell.scoring else {}
+    options = cell.auto_options if strategy == "auto" else {}
     return prunelab.select(cell.X[rows], cell.y[rows], keep=keep, strategy=strategy, task=cell.task,
-                           random_state=seed, timestamps=ts, **scoring)
+                           random_state=seed, timestamps=ts, **options)
 
 
 def _floors(report: Any) -> list[str]:
