@@ -47,10 +47,14 @@ over the selection seeds.
         --long "" --variants "$A" --no-dense --dense-variants "$A" --partial /tmp/l5a.json     # and B
     .venv/bin/python benchmarks/prune_recipe.py --merge /tmp/l5a.json /tmp/l5b.json --block prune-recipe-lenet-5-round4
     # fifth round (at 95%: prune over 1/4 or 3/4, batches of 32; fresh seeds 106-109, own dense each)
-    D="SGD lr 5e-2 batch 64,SGD lr 5e-2 batch 64 prune over 1/4,SGD lr 5e-2 batch 64 prune over 3/4,SGD lr 2.5e-2 batch 32"
+    A="SGD lr 5e-2 batch 64"; D="$A,$A prune over 1/4,$A prune over 3/4,SGD lr 2.5e-2 batch 32"
     .venv/bin/python benchmarks/prune_recipe.py --seeds 106,107 --long "" --variants round5 --no-dense \
         --dense-variants "$D" --partial /tmp/v106.json                     # and --seeds 108,109 in parallel
     .venv/bin/python benchmarks/prune_recipe.py --merge /tmp/v106.json /tmp/v108.json --block prune-recipe-round5
+    # ... and on LeNet-5 (seed 106), the default and the winner each in its own process (B = "$A prune over 3/4")
+    .venv/bin/python benchmarks/prune_recipe.py --arch lenet-5 --epochs 3 --seeds 106 --sparsities 0.95,0.98 \
+        --long "" --variants "$A" --no-dense --dense-variants "$A" --partial /tmp/l5a.json     # and B
+    .venv/bin/python benchmarks/prune_recipe.py --merge /tmp/l5a.json /tmp/l5b.json --block prune-recipe-lenet-5-round5
     # LeNet-5 at 98%: the default vs a 2x longer fine-tune
     .venv/bin/python benchmarks/prune_recipe.py --arch lenet-5 --seeds 100 --sparsities 0.98 \\
         --variants default --long 16 --partial /tmp/l5.json
